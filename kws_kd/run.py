@@ -1,0 +1,298 @@
+"""The run folder: everything `kws-kd train` leaves behind, and the one reader of it.
+
+A run folder is the hand-off between training and everything after it (eval,
+export, plots, the demo). Its layout is fixed here and nowhere else:
+
+    RUN/config.json          resolved training config (see `RunConfig`)
+    RUN/labels.txt           one label per line, index order of the logits
+    RUN/best.weights.h5      weights of the best validation step (training model)
+    RUN/last.weights.h5      weights at the last finished step
+    RUN/checkpoint/          resume state (model + optimizer + step)
+    RUN/history.csv/.json    one row per validation
+    RUN/test_metrics.json    final test metrics of the best weights
+    RUN/tensorboard/         TensorBoard scalars
+
+Weights are always those of the *training* model (`attention=True`: logits +
+attention outputs, attention branch included). Students' weights do not depend
+on the clip length, so `Run.build_model` rebuilds the student at any length,
+batch size or for export, loads the weights, and `strip=True` returns the
+logits-only inference model.
+
+This module imports TensorFlow/Keras only inside the functions that build models,
+so reading a run's config is cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kws_kd.atomic import atomic_write_text
+from kws_kd.errors import KwsKdError
+
+RUN_FORMAT = "kws-kd-run"
+RUN_VERSION = 1
+SAMPLE_RATE = 16000
+
+CONFIG_JSON = "config.json"
+LABELS_TXT = "labels.txt"
+BEST_WEIGHTS = "best.weights.h5"
+LAST_WEIGHTS = "last.weights.h5"
+CHECKPOINT_DIR = "checkpoint"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+TEST_METRICS = "test_metrics.json"
+TENSORBOARD_DIR = "tensorboard"
+
+
+@dataclass
+class RunConfig:
+    """The resolved training configuration, written verbatim to `config.json`.
+
+    Every default is resolved before training starts (no `None` meaning "whatever
+    the code does today"), so a run can be reproduced and resumed from this file.
+    """
+
+    model: str
+    labels: list[str]
+    multi_label: bool = False
+    clip_seconds: float = 1.0
+    sample_rate: int = SAMPLE_RATE
+    student_config: dict[str, Any] = field(default_factory=dict)
+    data: str = ""
+    manifest_hash: str = ""
+    teacher_store: str | None = None
+    kd_lambda: float = 0.0
+    kl_direction: str = "student_teacher"
+    interpolation: str = "linear"
+    logit_kd_beta: float = 0.0
+    logit_kd_temperature: float = 1.0
+    steps: int = 20000
+    batch_size: int = 100
+    eval_every: int = 400
+    seed: int = 0
+    optimizer: str = "adam"
+    lr_schedule: str = "piecewise"
+    learning_rates: list[float] = field(default_factory=lambda: [0.001, 0.0005, 0.0001, 0.00002])
+    spec_augment: bool = True
+    distribute: str = "none"
+    format: str = RUN_FORMAT
+    version: int = RUN_VERSION
+
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.clip_seconds * self.sample_rate))
+
+    @property
+    def metric_name(self) -> str:
+        """The validation metric that picks the best weights."""
+        return "mAP" if self.multi_label else "accuracy"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = CONFIG_JSON) -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        if data.get("format") not in (None, RUN_FORMAT):
+            raise KwsKdError(f"{source}: format is {data.get('format')!r}, not a kws-kd run config")
+        missing = [k for k in ("model", "labels") if k not in data]
+        if missing:
+            raise KwsKdError(f"{source}: missing field(s) {', '.join(missing)}")
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise KwsKdError(f"{source}: unknown field(s) {', '.join(unknown)} (written by a newer kws-kd?)")
+        return cls(**data)
+
+
+def write_config(run_dir: str | Path, config: RunConfig) -> None:
+    """Write `config.json` and `labels.txt` atomically."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_JSON, config.to_json())
+    atomic_write_text(run_dir / LABELS_TXT, "".join(f"{lab}\n" for lab in config.labels))
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG_JSON
+    if not path.is_file():
+        raise KwsKdError(f"{path}: missing; {Path(run_dir)} is not a kws-kd run folder")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise KwsKdError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise KwsKdError(f"{path}: expected a JSON object")
+    return RunConfig.from_dict(data, source=str(path))
+
+
+def student_config_object(model: str, config: dict[str, Any] | None):
+    """Turn the JSON dict stored in a run into what `build_student` takes.
+
+    The registry's spec may carry a config dataclass; a dict (or None) is passed
+    through unchanged when it does not.
+    """
+    from kws_kd.students import registry
+
+    spec = getattr(registry, "STUDENTS", {}).get(model)
+    cls = None
+    for attr in ("config_cls", "config_class", "config"):
+        cand = getattr(spec, attr, None)
+        if isinstance(cand, type) and dataclasses.is_dataclass(cand):
+            cls = cand
+            break
+    if cls is None:
+        return config or None
+    return cls(**(config or {}))
+
+
+def student_config_dict(config) -> dict[str, Any]:
+    """The JSON-able form of a student config (dataclass, dict or None)."""
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return dict(config)
+
+
+@dataclass
+class Run:
+    """A run folder opened for reading (see the module docstring)."""
+
+    path: Path
+    config: RunConfig
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.config.labels)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.config.multi_label
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model
+
+    def weights_path(self, which: str = "best") -> Path:
+        name = {"best": BEST_WEIGHTS, "last": LAST_WEIGHTS}.get(which)
+        if name is None:
+            raise KwsKdError(f"unknown weights {which!r}; expected 'best' or 'last'")
+        path = self.path / name
+        if not path.is_file():
+            raise KwsKdError(f"{path}: missing; the run has no {which} weights yet (did training finish a validation?)")
+        return path
+
+    @property
+    def test_metrics(self) -> dict | None:
+        path = self.path / TEST_METRICS
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def history(self) -> list[dict]:
+        path = self.path / HISTORY_JSON
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def clip_samples(self, clip_seconds: float | None = None) -> int:
+        seconds = self.config.clip_seconds if clip_seconds is None else clip_seconds
+        return int(round(seconds * self.config.sample_rate))
+
+    def build_model(
+        self,
+        clip_seconds: float | None = None,
+        *,
+        weights: str | None = "best",
+        strip: bool = False,
+        for_export: bool = False,
+        batch_size: int | None = None,
+    ):
+        """Rebuild the student at `clip_seconds` (default: the trained length) with the run's weights.
+
+        `strip=True` returns the logits-only inference model (no attention branch);
+        `for_export=True` builds the export variant (batch 1 by default, unrolled
+        recurrences). `weights=None` leaves the fresh initialisation (used by
+        training itself).
+        """
+        from kws_kd.students.registry import build_student
+        from kws_kd.students.registry import strip as strip_model
+
+        if for_export and batch_size is None:
+            batch_size = 1
+        model = build_student(
+            self.config.model,
+            len(self.config.labels),
+            self.clip_samples(clip_seconds),
+            student_config_object(self.config.model, self.config.student_config),
+            attention=True,
+            batch_size=batch_size,
+            for_export=for_export,
+        )
+        if weights is not None:
+            path = self.weights_path(weights)
+            try:
+                model.load_weights(str(path))
+            except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+                raise KwsKdError(f"{path}: cannot load into {self.config.model} ({type(exc).__name__}: {exc})") from None
+        return strip_model(model) if strip else model
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run folder written by `kws-kd train` (clear error when it is not one)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise KwsKdError(f"{path}: no such run folder")
+    config = read_config(path)
+    labels_path = path / LABELS_TXT
+    if labels_path.is_file():
+        labels = [line for line in labels_path.read_text().splitlines() if line]
+        if labels != list(config.labels):
+            raise KwsKdError(f"{labels_path}: labels differ from {CONFIG_JSON}")
+    return Run(path=path.resolve(), config=config)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomic JSON write; NaN/inf become null so the file stays valid JSON."""
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+
+    atomic_write_text(path, json.dumps(clean(data), indent=2) + "\n")
+
+
+HISTORY_FIELDS = (
+    "step",
+    "lr",
+    "train_loss",
+    "train_cls",
+    "train_kd",
+    "train_logit_kd",
+    "val_loss",
+    "val_metric",
+    "best",
+    "seconds",
+)
+
+
+def write_history(run_dir: str | Path, rows: list[dict]) -> None:
+    """Write the metrics history as JSON and CSV (same rows, atomic)."""
+    import csv
+    import io
+
+    run_dir = Path(run_dir)
+    write_json(run_dir / HISTORY_JSON, rows)
+    sio = io.StringIO()
+    fields = list(HISTORY_FIELDS) + sorted({k for r in rows for k in r} - set(HISTORY_FIELDS))
+    writer = csv.DictWriter(sio, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r.get(k, "") for k in fields})
+    atomic_write_text(run_dir / HISTORY_CSV, sio.getvalue())
