@@ -1,0 +1,411 @@
+"""Numpy reference of the Android sample app's logic (android_harness/).
+
+The app keeps the last `input_samples` of microphone PCM in a ring buffer, runs
+the model every hop, converts int16 PCM to the model's input dtype, turns the
+output into posteriors, smooths them over a few hops and decodes the top label.
+This module does exactly the same arithmetic in the same order as the plain-Java
+classes in `android_harness/app/src/main/java/org/kwskd/app/core/`, so the
+golden file written by `android_harness/make_golden.py` pins both sides:
+integers must match exactly and floats to ~1e-6.
+
+Arithmetic rules shared with the Java side (see docs/android.md):
+- float input: ``pcm / 32768`` in float32 (exact: a power-of-two divisor).
+- int8 input: ``clamp(round_half_away(pcm / 32768 / scale) + zero_point, -128, 127)``
+  computed in float64; half away from zero is what TFLite's own quantize uses.
+- int8 output: ``(q - zero_point) * scale`` in float64.
+- posteriors in float64: softmax (single-label) or sigmoid (multi-label) of
+  logits; ``"kind": "probabilities"`` outputs are used as they are.
+- smoothing: plain mean of the last N posterior vectors, summed oldest first.
+- decoding: first index of the maximum; "detected" when its smoothed posterior
+  reaches the threshold and the label is not a filler (``_silence_`` etc.).
+- hop scheduling: the first inference runs as soon as the ring holds a full
+  window, then one every ``hop`` samples: after ``input_samples + k * hop``
+  samples have been written.
+
+Numpy only: it never imports TensorFlow, so the golden test stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from kws_kd.errors import KwsKdError
+
+SIDECAR_FORMAT = "kws-kd-tflite"
+SIDECAR_VERSION = 1
+PCM_SCALE = 32768.0
+DEFAULT_HOP_MS = 250
+DEFAULT_SMOOTHING_WINDOWS = 3
+DEFAULT_THRESHOLD = 0.5
+
+
+# ---------------------------------------------------------------------------
+# sidecar
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """Affine int8 parameters of one tensor: real = (q - zero_point) * scale."""
+
+    scale: float
+    zero_point: int
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # "float32" or "int8"
+    quantization: Quantization | None
+    kind: str = "logits"  # outputs only: "logits" or "probabilities"
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """The fields of `FILE.json` (docs/architecture.md) that the app uses."""
+
+    model: str
+    quantize: str
+    labels: tuple[str, ...]
+    multi_label: bool
+    sample_rate: int
+    input_samples: int
+    input: TensorSpec
+    output: TensorSpec
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+
+def _fail(source: str, problem: str) -> KwsKdError:
+    return KwsKdError(f"{source}: {problem}")
+
+
+def _require(obj: dict, key: str, kind, source: str, where: str = ""):
+    if key not in obj:
+        raise _fail(source, f"missing field '{where}{key}'")
+    value = obj[key]
+    ok = isinstance(value, kind) and not (kind in (int, float, (int, float)) and isinstance(value, bool))
+    if not ok:
+        raise _fail(source, f"field '{where}{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _tensor(obj, source: str, where: str, is_output: bool) -> TensorSpec:
+    if not isinstance(obj, dict):
+        raise _fail(source, f"field '{where}' must be an object")
+    prefix = where + "."
+    name = obj.get("name", "")
+    shape = _require(obj, "shape", list, source, prefix)
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+        raise _fail(source, f"field '{prefix}shape' must be a list of positive integers")
+    dtype = _require(obj, "dtype", str, source, prefix)
+    if dtype not in ("float32", "int8"):
+        raise _fail(source, f"field '{prefix}dtype' is '{dtype}'; the app handles float32 and int8")
+    quant = None
+    q = obj.get("quantization")
+    if dtype == "int8":
+        if not isinstance(q, dict):
+            raise _fail(source, f"int8 tensor '{where}' needs 'quantization' with scale and zero_point")
+        scale = _require(q, "scale", (int, float), source, prefix + "quantization.")
+        zp = _require(q, "zero_point", int, source, prefix + "quantization.")
+        if not (scale > 0 and math.isfinite(scale)):
+            raise _fail(source, f"field '{prefix}quantization.scale' must be a positive number")
+        if not -128 <= zp <= 127:
+            raise _fail(source, f"field '{prefix}quantization.zero_point' must be in [-128, 127]")
+        quant = Quantization(float(scale), int(zp))
+    kind = "logits"
+    if is_output:
+        kind = obj.get("kind", "logits")
+        if kind not in ("logits", "probabilities"):
+            raise _fail(source, f"field '{prefix}kind' is '{kind}'; expected 'logits' or 'probabilities'")
+    return TensorSpec(str(name), tuple(shape), dtype, quant, kind)
+
+
+def parse_sidecar(text: str, source: str = "sidecar") -> Sidecar:
+    """Parse and validate sidecar JSON text; `source` names the file in errors."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(source, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(obj, dict):
+        raise _fail(source, "must be a JSON object")
+    fmt = obj.get("format")
+    if fmt != SIDECAR_FORMAT:
+        raise _fail(source, f"'format' is {fmt!r}, expected '{SIDECAR_FORMAT}'")
+    version = _require(obj, "version", int, source)
+    if version != SIDECAR_VERSION:
+        raise _fail(source, f"sidecar version {version} is not supported (this app reads version {SIDECAR_VERSION})")
+    if obj.get("streaming", False):
+        raise _fail(source, "streaming models (external state tensors) are not supported; export with streaming off")
+    labels = _require(obj, "labels", list, source)
+    if not labels or not all(isinstance(x, str) for x in labels):
+        raise _fail(source, "field 'labels' must be a non-empty list of strings")
+    multi = obj.get("multi_label", False)
+    if not isinstance(multi, bool):
+        raise _fail(source, "field 'multi_label' must be true or false")
+    rate = _require(obj, "sample_rate", int, source)
+    samples = _require(obj, "input_samples", int, source)
+    if rate <= 0 or samples <= 0:
+        raise _fail(source, "'sample_rate' and 'input_samples' must be positive")
+    inp = _tensor(obj.get("input"), source, "input", False)
+    out = _tensor(obj.get("output"), source, "output", True)
+    if inp.size != samples:
+        raise _fail(source, f"input shape {list(inp.shape)} does not hold input_samples={samples} (raw-audio models only)")
+    if out.size != len(labels):
+        raise _fail(source, f"output shape {list(out.shape)} does not match {len(labels)} labels")
+    return Sidecar(
+        model=str(obj.get("model", "")),
+        quantize=str(obj.get("quantize", "")),
+        labels=tuple(labels),
+        multi_label=multi,
+        sample_rate=rate,
+        input_samples=samples,
+        input=inp,
+        output=out,
+        extra=obj,
+    )
+
+
+def load_sidecar(path: str | Path) -> Sidecar:
+    """Read `FILE.json`; every problem becomes a one-line KwsKdError naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise _fail(str(path), f"cannot read sidecar ({exc.strerror or exc})") from None
+    return parse_sidecar(text, str(path))
+
+
+def sidecar_path_for(model_path: str | Path) -> Path:
+    """The sidecar sits beside the model with the same stem: FILE.tflite -> FILE.json."""
+    return Path(model_path).with_suffix(".json")
+
+
+# ---------------------------------------------------------------------------
+# ring buffer and hop scheduling
+
+
+class RingBuffer:
+    """The last `capacity` int16 samples; starts as silence (zeros)."""
+
+    def __init__(self, capacity: int):
+        if capacity <= 0:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._data = np.zeros(capacity, dtype=np.int16)
+        self._pos = 0  # next write index
+        self.total_written = 0
+
+    def write(self, samples: np.ndarray) -> None:
+        samples = np.asarray(samples, dtype=np.int16).reshape(-1)
+        n = len(samples)
+        self.total_written += n
+        if n >= self.capacity:  # only the newest `capacity` samples survive
+            samples = samples[n - self.capacity :]
+            self._data[:] = samples
+            self._pos = 0
+            return
+        first = min(n, self.capacity - self._pos)
+        self._data[self._pos : self._pos + first] = samples[:first]
+        self._data[: n - first] = samples[first:]
+        self._pos = (self._pos + n) % self.capacity
+
+    def snapshot(self) -> np.ndarray:
+        """Oldest sample first."""
+        return np.concatenate([self._data[self._pos:], self._data[: self._pos]])
+
+
+def hop_samples(hop_ms: int, sample_rate: int) -> int:
+    """Hop length in samples, rounded half up; at least one sample."""
+    if hop_ms <= 0:
+        raise KwsKdError(f"hop must be a positive number of milliseconds, got {hop_ms}")
+    return max(1, (hop_ms * sample_rate + 500) // 1000)
+
+
+class HopScheduler:
+    """Says how many samples may be written before the next inference is due."""
+
+    def __init__(self, window: int, hop: int):
+        if window <= 0 or hop <= 0:
+            raise ValueError("window and hop must be positive")
+        self.window = window
+        self.hop = hop
+        self.next_due = window
+
+    def samples_until_due(self, total_written: int) -> int:
+        return self.next_due - total_written
+
+    def is_due(self, total_written: int) -> bool:
+        return total_written == self.next_due
+
+    def advance(self) -> None:
+        self.next_due += self.hop
+
+
+# ---------------------------------------------------------------------------
+# tensor conversion
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round to nearest, ties away from zero (C's round(), TFLite's quantize)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def pcm_to_float(pcm: np.ndarray) -> np.ndarray:
+    return (np.asarray(pcm, dtype=np.int16).astype(np.float32) / np.float32(PCM_SCALE)).astype(np.float32)
+
+
+def quantize_pcm(pcm: np.ndarray, quant: Quantization) -> np.ndarray:
+    x = np.asarray(pcm, dtype=np.int16).astype(np.float64) / PCM_SCALE / quant.scale
+    q = round_half_away(x) + quant.zero_point
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def prepare_input(pcm_window: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """The model input tensor (flat) for one window of int16 PCM."""
+    if spec.dtype == "int8":
+        return quantize_pcm(pcm_window, spec.quantization)
+    return pcm_to_float(pcm_window)
+
+
+def dequantize_output(raw: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    raw = np.asarray(raw).reshape(-1)
+    if spec.dtype == "int8":
+        q = spec.quantization
+        return (raw.astype(np.float64) - q.zero_point) * q.scale
+    return raw.astype(np.float32).astype(np.float64)
+
+
+def softmax(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    e = np.exp(v - np.max(v))
+    total = 0.0
+    for x in e:  # same summation order as the Java loop
+        total += x
+    return e / total
+
+
+def sigmoid(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def posteriors(raw: np.ndarray, sidecar: Sidecar) -> np.ndarray:
+    values = dequantize_output(raw, sidecar.output)
+    if sidecar.output.kind == "probabilities":
+        return values
+    return sigmoid(values) if sidecar.multi_label else softmax(values)
+
+
+# ---------------------------------------------------------------------------
+# smoothing and decoding
+
+
+class PosteriorSmoother:
+    """Mean of the last `windows` posterior vectors (fewer until it has seen that many)."""
+
+    def __init__(self, windows: int):
+        if windows <= 0:
+            raise KwsKdError(f"smoothing window count must be positive, got {windows}")
+        self.windows = windows
+        self._history: list[np.ndarray] = []
+
+    def push(self, p: np.ndarray) -> np.ndarray:
+        self._history.append(np.asarray(p, dtype=np.float64).copy())
+        if len(self._history) > self.windows:
+            self._history.pop(0)
+        total = np.zeros_like(self._history[0])
+        for h in self._history:  # oldest first, as in Java
+            total = total + h
+        return total / len(self._history)
+
+
+@dataclass(frozen=True)
+class Decision:
+    index: int
+    label: str
+    confidence: float
+    detected: bool
+
+
+def is_filler(label: str) -> bool:
+    """Labels such as `_silence_` and `_unknown_` are never announced as keywords."""
+    return label.startswith("_")
+
+
+def decode(smoothed: np.ndarray, labels: Sequence[str], threshold: float) -> Decision:
+    smoothed = np.asarray(smoothed, dtype=np.float64)
+    index = int(np.argmax(smoothed))  # first maximum, like the Java loop
+    conf = float(smoothed[index])
+    label = labels[index]
+    return Decision(index, label, conf, conf >= threshold and not is_filler(label))
+
+
+# ---------------------------------------------------------------------------
+# the whole stream
+
+
+@dataclass(frozen=True)
+class HopResult:
+    hop_index: int
+    end_sample: int  # total samples written when this inference ran
+    model_input: np.ndarray
+    raw_output: np.ndarray
+    posteriors: np.ndarray
+    smoothed: np.ndarray
+    decision: Decision
+
+
+Model = Callable[[np.ndarray], np.ndarray]
+
+
+class KeywordStream:
+    """Feed PCM chunks of any size; get one HopResult per hop (Java: KeywordStream)."""
+
+    def __init__(
+        self,
+        sidecar: Sidecar,
+        model: Model,
+        hop_ms: int = DEFAULT_HOP_MS,
+        smoothing_windows: int = DEFAULT_SMOOTHING_WINDOWS,
+        threshold: float = DEFAULT_THRESHOLD,
+    ):
+        self.sidecar = sidecar
+        self.model = model
+        self.threshold = threshold
+        self.ring = RingBuffer(sidecar.input_samples)
+        self.scheduler = HopScheduler(sidecar.input_samples, hop_samples(hop_ms, sidecar.sample_rate))
+        self.smoother = PosteriorSmoother(smoothing_windows)
+        self.hops = 0
+
+    def feed(self, chunk: Iterable[int]) -> list[HopResult]:
+        chunk = np.asarray(chunk, dtype=np.int16).reshape(-1)
+        results = []
+        offset = 0
+        while offset < len(chunk):
+            take = min(len(chunk) - offset, self.scheduler.samples_until_due(self.ring.total_written))
+            self.ring.write(chunk[offset : offset + take])
+            offset += take
+            if self.scheduler.is_due(self.ring.total_written):
+                results.append(self._infer())
+                self.scheduler.advance()
+        return results
+
+    def _infer(self) -> HopResult:
+        x = prepare_input(self.ring.snapshot(), self.sidecar.input)
+        raw = np.asarray(self.model(x)).reshape(-1)
+        p = posteriors(raw, self.sidecar)
+        s = self.smoother.push(p)
+        result = HopResult(self.hops, self.ring.total_written, x, raw, p, s, decode(s, self.sidecar.labels, self.threshold))
+        self.hops += 1
+        return result
