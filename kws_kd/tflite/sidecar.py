@@ -1,0 +1,80 @@
+"""The sidecar `FILE.json` beside `FILE.tflite`: everything an app needs to use the file.
+
+Format (docs/architecture.md, "TFLite sidecar"): labels, sample rate, input
+length, I/O dtypes and quantization, front-end recipe, source run and its test
+metrics, op list and size. Written once here; apps and `evaluate_tflite` read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from kws_kd.atomic import atomic_write_text
+from kws_kd.errors import KwsKdError
+from kws_kd.tflite.runner import io_details, op_counts
+
+SIDECAR_FORMAT = "kws-kd-tflite"
+SIDECAR_VERSION = 1
+
+
+def sidecar_path(tflite_path: str | os.PathLike) -> Path:
+    return Path(tflite_path).with_suffix(".json")
+
+
+def build_sidecar(
+    tflite_path: str | os.PathLike,
+    *,
+    model: str,
+    quantize: str,
+    labels: list[str],
+    multi_label: bool,
+    sample_rate: int,
+    front_end: dict,
+    source_run: str | None,
+    test_metrics: dict | None,
+    streaming: bool = False,
+) -> dict:
+    """The sidecar dict for an existing .tflite file (I/O, ops and size read from the file)."""
+    io = io_details(tflite_path)
+    input_samples = int(io["input"]["shape"][-1])
+    return {
+        "format": SIDECAR_FORMAT,
+        "version": SIDECAR_VERSION,
+        "model": model,
+        "quantize": quantize,
+        "streaming": streaming,
+        "labels": list(labels),
+        "multi_label": bool(multi_label),
+        "sample_rate": int(sample_rate),
+        "clip_seconds": input_samples / sample_rate,
+        "input_samples": input_samples,
+        "input": io["input"],
+        "output": {**io["output"], "kind": "logits"},
+        "front_end": dict(front_end),
+        "source_run": source_run,
+        "test_metrics": test_metrics,
+        "ops": op_counts(tflite_path),
+        "size_bytes": Path(tflite_path).stat().st_size,
+    }
+
+
+def write_sidecar(path: str | os.PathLike, sidecar: dict) -> None:
+    atomic_write_text(path, json.dumps(sidecar, indent=2) + "\n")
+
+
+def read_sidecar(tflite_path: str | os.PathLike) -> dict:
+    """Read the sidecar of `tflite_path` (clear error when missing or not ours)."""
+    path = sidecar_path(tflite_path)
+    if not path.is_file():
+        raise KwsKdError(f"{path}: missing; every kws-kd .tflite needs its sidecar JSON (re-run kws-kd export)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise KwsKdError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+        raise KwsKdError(f"{path}: not a kws-kd TFLite sidecar (format is not {SIDECAR_FORMAT!r})")
+    if data.get("version", 0) > SIDECAR_VERSION:
+        raise KwsKdError(f"{path}: sidecar version {data.get('version')} is newer than this kws-kd reads")
+    return data
