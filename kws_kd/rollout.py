@@ -39,15 +39,15 @@ def resolve_layers(layers: LayerSpec, num_layers: int) -> list[int]:
     """Turn a layer selection into sorted layer indices in [0, num_layers).
 
     Accepts None or "all" (every layer), an int, a slice/range, a sequence of
-    ints, or a string: "all", "5", "-2:" (python slice syntax, e.g. the top 2
-    layers), "0,3,5". Negative indices count from the top.
+    ints, or a string: "all", "5", "top2" (the top 2 layers), "-2:" (python
+    slice syntax, the same), "0,3,5". Negative indices count from the top.
     """
     if num_layers < 1:
         raise KwsKdError("attention maps have no layers")
-    if layers is None:
-        return list(range(num_layers))
     if isinstance(layers, str):
         layers = _parse_layer_string(layers)
+    if layers is None:
+        return list(range(num_layers))
     if isinstance(layers, (slice, range)):
         sl = slice(layers.start, layers.stop, layers.step)
         out = list(range(num_layers))[sl]
@@ -68,10 +68,15 @@ def resolve_layers(layers: LayerSpec, num_layers: int) -> list[int]:
 
 
 def _parse_layer_string(text: str):
-    text = text.strip()
+    text = text.strip().lower()
     if text in ("", "all"):
         return None
     try:
+        if text.startswith("top"):
+            k = int(text[3:])
+            if k < 1:
+                raise ValueError
+            return slice(-k, None)
         if ":" in text:
             parts = [p.strip() for p in text.split(":")]
             if len(parts) > 3:
@@ -83,8 +88,8 @@ def _parse_layer_string(text: str):
         return int(text)
     except ValueError:
         raise KwsKdError(
-            f"bad layer selection {text!r}; use 'all', an index like '5' or '-1', a slice like '-2:' "
-            "(top 2 layers) or a list like '0,3'"
+            f"bad layer selection {text!r}; use 'all', 'topK' (e.g. 'top2'), an index like '5' or '-1', "
+            "a slice like '-2:' or a list like '0,3'"
         ) from None
 
 
@@ -299,3 +304,56 @@ def interpolate_attention(vector: np.ndarray, length: int) -> np.ndarray:
     out = np.interp(dst, src, vector)
     total = out.sum()
     return out / total if total > 0 else np.full(length, 1.0 / length)
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise KwsKdError(f"{path}: no such {what} file") from None
+    except (OSError, ValueError) as exc:
+        raise KwsKdError(f"{path}: not a readable .npy {what} file ({exc})") from None
+
+
+def rollout_files(
+    maps_path: str,
+    out_path: str,
+    *,
+    mask_path: str | None = None,
+    options: RolloutOptions = RolloutOptions(),
+) -> tuple[int, ...]:
+    """`kws-kd teacher rollout`: MAPS.npy (+ MASK.npy) -> ROLLOUT.npy (float32), written atomically.
+
+    Returns the output shape. Errors name the offending file.
+    """
+    from kws_kd.atomic import atomic_path
+
+    maps = _load_npy(maps_path, "attention maps")
+    if maps.ndim not in (4, 5) or maps.shape[-1] != maps.shape[-2]:
+        raise KwsKdError(
+            f"{maps_path}: attention maps must be [layers, heads, T, T] or [batch, layers, heads, T, T], got shape {maps.shape}"
+        )
+    if not np.issubdtype(maps.dtype, np.floating) or not np.all(np.isfinite(maps)) or (maps < 0).any():
+        raise KwsKdError(f"{maps_path}: attention maps must be finite non-negative floats (post-softmax)")
+    mask = None
+    if mask_path is not None:
+        mask = _load_npy(mask_path, "mask") != 0
+        batched = maps.ndim == 5
+        ok = mask.shape == (maps.shape[-1],) or (batched and mask.shape == (maps.shape[0], maps.shape[-1]))
+        if not ok:
+            raise KwsKdError(f"{mask_path}: mask shape {mask.shape} does not fit maps of shape {maps.shape}")
+    try:
+        result = attention_rollout(
+            maps,
+            mask,
+            layers=options.layers,
+            residual_weight=options.residual_weight,
+            head_fusion=options.head_fusion,
+            mode=options.mode,
+        )
+    except KwsKdError as exc:
+        raise KwsKdError(f"{maps_path}: {exc}") from None
+    with atomic_path(out_path, suffix=".npy") as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, result.astype(np.float32))
+    return tuple(result.shape)
