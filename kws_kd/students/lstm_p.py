@@ -1,0 +1,64 @@
+"""LSTM-P: kws_streaming's `lstm_peep` student (paper recipe, ~545.9K params at 12 labels).
+
+MFCC (20) -> LSTM 500 units with peepholes and a 200-unit projection (not
+stateful) -> last output -> dropout 0.3 -> Dense(labels).
+c' for the attention branch is the LSTM's projected output sequence (n' = frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import keras
+
+from kws_kd.features import FrontEndConfig
+from kws_kd.students.attention import AttentionBranch
+from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
+from kws_kd.students.recurrent import PeepholeLSTMCell
+
+
+@dataclass(frozen=True)
+class LstmPConfig:
+    front_end: FrontEndConfig = field(default_factory=FrontEndConfig)
+    units: int = 500
+    projection: int = 200
+    dropout: float = 0.3
+    spec_augment: bool = True
+
+
+def make_layers(config: LstmPConfig, options: BuildOptions) -> dict:
+    layers = front_end_layers(config.front_end, config.spec_augment, options)
+    layers["cell"] = PeepholeLSTMCell(config.units, config.projection, name="lstmp_cell")
+    layers["dropout"] = keras.layers.Dropout(config.dropout, name="dropout")
+    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits")
+    layers["branch"] = AttentionBranch()
+    return layers
+
+
+def forward(layers: dict, config: LstmPConfig, audio, options: BuildOptions, attention: bool):
+    x = features(layers, audio)
+    # return_sequences only when the branch needs c'; the inference graph keeps
+    # the plain last-output RNN. Both RNN wrappers share the one cell (weights).
+    rnn = keras.layers.RNN(layers["cell"], return_sequences=attention, unroll=options.for_export, name="lstm")
+    if attention:
+        seq = rnn(x)
+        last = seq[:, -1, :]
+    else:
+        last = rnn(x)
+    logits = layers["logits"](layers["dropout"](last))
+    return logits, (layers["branch"](seq) if attention else None)
+
+
+def attention_length(config: LstmPConfig, clip_samples: int) -> int:
+    return frames_for(config, clip_samples)
+
+
+SPEC = StudentSpec(
+    name="lstm_p",
+    config_class=LstmPConfig,
+    make_layers=make_layers,
+    forward=forward,
+    attention_length=attention_length,
+    branch=True,
+    summary="LSTM 500 + peepholes + projection 200 (kws_streaming lstm_peep)",
+)
