@@ -131,23 +131,10 @@ def read_config(run_dir: str | Path) -> RunConfig:
 
 
 def student_config_object(model: str, config: dict[str, Any] | None):
-    """Turn the JSON dict stored in a run into what `build_student` takes.
+    """Turn the JSON dict stored in a run into the student's config dataclass."""
+    from kws_kd.students.registry import make_config
 
-    The registry's spec may carry a config dataclass; a dict (or None) is passed
-    through unchanged when it does not.
-    """
-    from kws_kd.students import registry
-
-    spec = getattr(registry, "STUDENTS", {}).get(model)
-    cls = None
-    for attr in ("config_cls", "config_class", "config"):
-        cand = getattr(spec, attr, None)
-        if isinstance(cand, type) and dataclasses.is_dataclass(cand):
-            cls = cand
-            break
-    if cls is None:
-        return config or None
-    return cls(**(config or {}))
+    return make_config(model, config or {})
 
 
 def student_config_dict(config) -> dict[str, Any]:
@@ -155,8 +142,18 @@ def student_config_dict(config) -> dict[str, Any]:
     if config is None:
         return {}
     if dataclasses.is_dataclass(config):
-        return dataclasses.asdict(config)
+        return json.loads(json.dumps(dataclasses.asdict(config)))
     return dict(config)
+
+
+def strip_model(model):
+    """`strip` of the students package (the logits-only model sharing the weights)."""
+    from kws_kd.students import registry
+
+    fn = getattr(registry, "strip", None)
+    if fn is None:
+        from kws_kd.students.attention import strip as fn
+    return fn(model)
 
 
 @dataclass
@@ -217,7 +214,6 @@ class Run:
         training itself).
         """
         from kws_kd.students.registry import build_student
-        from kws_kd.students.registry import strip as strip_model
 
         if for_export and batch_size is None:
             batch_size = 1
