@@ -1,0 +1,64 @@
+"""Host latency of a .tflite file with LiteRT (ai-edge-litert), XNNPACK on by default.
+
+Only `invoke()` is timed (input already set), after warm-up runs, so the figure
+is the model's cost, not Python's. We report the median and the 90th
+percentile: means are pulled up by the scheduler on a shared machine.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kws_kd.tflite.runner import TFLiteClassifier
+
+
+def time_invoke(fn, runs: int, warmup: int) -> np.ndarray:
+    """Wall times in ms of `fn()` for `runs` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    out = np.empty(runs, dtype=np.float64)
+    for i in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = (time.perf_counter() - t0) * 1000.0
+    return out
+
+
+def summarize_ms(times_ms: np.ndarray) -> dict:
+    return {
+        "median_ms": float(np.median(times_ms)),
+        "p90_ms": float(np.percentile(times_ms, 90)),
+        "min_ms": float(np.min(times_ms)),
+        "runs": int(len(times_ms)),
+    }
+
+
+def host_latency(
+    path: str | os.PathLike,
+    *,
+    threads: int = 1,
+    runs: int = 50,
+    warmup: int = 10,
+    xnnpack: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Median/p90 latency (ms) of one inference of `path` on this machine's CPU."""
+    clf = TFLiteClassifier(path, num_threads=threads, xnnpack=xnnpack)
+    audio = np.random.default_rng(seed).uniform(-0.5, 0.5, clf.input_samples).astype(np.float32)
+    clf.set_audio(audio)
+    stats = summarize_ms(time_invoke(clf.interpreter.invoke, runs, warmup))
+    stats.update(
+        {
+            "model": Path(path).name,
+            "threads": threads,
+            "xnnpack": xnnpack,
+            "warmup": warmup,
+            "size_bytes": Path(path).stat().st_size,
+            "input_samples": clf.input_samples,
+        }
+    )
+    return stats
