@@ -83,7 +83,25 @@ def export_store(
     """Export the store of a saved teacher folder (see export.teacher_model.save_teacher)."""
     from export.teacher_model import checkpoint_hash, load_teacher
 
+    from kws_kd.store import check_compatible
+
     manifest = data if isinstance(data, Manifest) else load_manifest(data)
+    teacher_hash = checkpoint_hash(teacher)
+    # Refuse a foreign store before spending time loading the model.
+    check_compatible(
+        out,
+        {
+            "manifest_hash": manifest.content_hash(),
+            "teacher_hash": teacher_hash,
+            "rollout": rollout.to_dict(),
+            "labels": list(manifest.label_names),
+            "multi_label": bool(manifest.multi_label),
+        },
+    )
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     model = load_teacher(teacher)
     info = dict(model.describe(), checkpoint=str(Path(teacher).resolve()))
     info["config"] = _json_safe(model.wav2vec2.config.to_dict())
@@ -91,7 +109,7 @@ def export_store(
         model,
         manifest,
         out,
-        teacher_hash=checkpoint_hash(teacher),
+        teacher_hash=teacher_hash,
         teacher_info=info,
         splits=splits,
         batch_size=batch_size,

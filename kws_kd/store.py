@@ -134,12 +134,7 @@ def init_store(path: str | Path, meta: dict) -> Path:
     atomically and all of them write the same identity.
     """
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise KwsKdError(f"{path}: exists and is not a folder")
-    if (path / STORE_JSON).is_file():
-        existing = read_store_json(path)
-        if _identity(existing) != _identity(meta):
-            raise KwsKdError(_mismatch_message(str(path), meta, existing, "this export"))
+    if check_compatible(path, meta):
         return path
     # Hidden names are other shard processes' temporary files (kws_kd.atomic): not foreign content.
     if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):
@@ -147,6 +142,21 @@ def init_store(path: str | Path, meta: dict) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path / STORE_JSON, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def check_compatible(path: str | Path, meta: dict) -> bool:
+    """True if STORE exists and was made for the identity in `meta` (only IDENTITY_KEYS are
+    needed, so an exporter can check before loading its model); False if there is no store
+    yet; KwsKdError naming both hashes if it was made for other data/teacher/rollout."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise KwsKdError(f"{path}: exists and is not a folder")
+    if not (path / STORE_JSON).is_file():
+        return False
+    existing = read_store_json(path)
+    if _identity(existing) != _identity(meta):
+        raise KwsKdError(_mismatch_message(str(path), meta, existing, "this export"))
+    return True
 
 
 def existing_exports(path: str | Path) -> dict[str, set[int]]:
