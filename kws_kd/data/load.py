@@ -57,9 +57,13 @@ def load_dataset(path: str | Path, **options) -> Manifest:
             raise KwsKdError(f"{path}: a materialised dataset takes no reader options (got {sorted(given)})")
         return read_manifest(path)
     if layout == "fsd50k":
-        from kws_kd.data.fsd50k import read_fsd50k
+        from kws_kd.data.fsd50k import read_fsd50k as reader
+    else:
+        from kws_kd.data.speech_commands import read_speech_commands as reader
+    given = {k: v for k, v in options.items() if v is not None}
+    import inspect
 
-        return read_fsd50k(path, **{k: v for k, v in options.items() if v is not None})
-    from kws_kd.data.speech_commands import read_speech_commands
-
-    return read_speech_commands(path, **{k: v for k, v in options.items() if v is not None})
+    unknown = sorted(set(given) - set(inspect.signature(reader).parameters))
+    if unknown:
+        raise KwsKdError(f"{path}: option(s) {unknown} do not apply to a {layout} folder")
+    return reader(path, **given)
