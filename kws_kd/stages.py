@@ -3,9 +3,10 @@
 A stage is a named step with JSON-serialisable parameters and upstream stages.
 Its key hashes its name, its parameters and its upstream keys, so changing an
 option (or anything upstream) reruns exactly the stages that depend on it.
-A finished stage lives in `<root>/<name>-<key12>/` with a `stage.json` marker;
-it is built in a temporary folder and renamed into place, so a killed run never
-leaves a stage that looks finished but is not.
+A stage lives in `<root>/<name>-<key12>/`. It is finished when its `stage.json`
+marker exists; the marker is written atomically and last, so a killed run never
+leaves a stage that looks finished but is not. An unfinished folder is kept and
+handed to the builder again, so long stages (training) resume where they stopped.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from kws_kd.atomic import atomic_dir
+from kws_kd.atomic import atomic_write_text
 
 MARKER = "stage.json"
 
@@ -55,7 +56,10 @@ class StageRunner:
         build: Callable[[Path], dict | None],
         upstream: list[StageResult] | None = None,
     ) -> StageResult:
-        """Return the finished stage, calling `build(tmp_dir) -> summary` only when not cached."""
+        """Return the finished stage, calling `build(folder) -> summary` only when not finished.
+
+        `folder` may hold the partial work of an interrupted earlier attempt.
+        """
         upstream = upstream or []
         key = stage_key(name, params, upstream)
         path = self.root / f"{name}-{key[:12]}"
@@ -66,14 +70,15 @@ class StageRunner:
             result = StageResult(name, key, path, meta.get("summary", {}), cached=True, seconds=meta.get("seconds", 0.0))
             self.log(f"[{index}] {name}: cached ({path.name})")
         else:
-            self.log(f"[{index}] {name}: running ...")
+            resumed = path.is_dir() and any(path.iterdir())
+            self.log(f"[{index}] {name}: {'resuming' if resumed else 'running'} ...")
             start = time.monotonic()
-            with atomic_dir(path, overwrite=True) as tmp:
-                summary = build(tmp) or {}
-                seconds = time.monotonic() - start
-                meta = {"name": name, "key": key, "params": params, "summary": summary, "seconds": seconds,
-                        "upstream": [u.path.name for u in upstream]}
-                (tmp / MARKER).write_text(json.dumps(meta, indent=2, default=str) + "\n")
+            path.mkdir(parents=True, exist_ok=True)
+            summary = build(path) or {}
+            seconds = time.monotonic() - start
+            meta = {"name": name, "key": key, "params": params, "summary": summary, "seconds": seconds,
+                    "upstream": [u.path.name for u in upstream]}
+            atomic_write_text(marker, json.dumps(meta, indent=2, default=str) + "\n")
             result = StageResult(name, key, path, summary, cached=False, seconds=seconds)
             self.log(f"[{index}] {name}: done in {seconds:.1f} s")
         self.results.append(result)

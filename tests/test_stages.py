@@ -38,17 +38,24 @@ def test_changed_params_or_upstream_rerun(tmp_path):
     assert down1.key != down2.key and down1.path != down2.path
 
 
-def test_failed_stage_leaves_no_finished_folder(tmp_path):
+def test_failed_stage_is_not_finished_and_resumes_with_its_partial_work(tmp_path):
     runner = StageRunner(tmp_path, log=lambda s: None)
 
-    def boom(tmp):
-        (tmp / "partial").write_text("x")
+    def boom(folder):
+        (folder / "partial").write_text("x")
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
         runner.run("a", {}, boom)
-    assert list(tmp_path.iterdir()) == []
-    calls = []
-    done = runner.run("a", {}, _builder(calls, 3))
+    (folder,) = tmp_path.iterdir()
+    assert not (folder / MARKER).exists()
+
+    seen = []
+
+    def resume(folder):
+        seen.append((folder / "partial").read_text())
+        return {"value": 3}
+
+    done = runner.run("a", {}, resume)
     meta = json.loads((done.path / MARKER).read_text())
-    assert meta["summary"] == {"value": 3} and calls == [3]
+    assert meta["summary"] == {"value": 3} and seen == ["x"] and done.path == folder
