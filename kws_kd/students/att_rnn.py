@@ -23,7 +23,7 @@ from kws_kd.errors import KwsKdError
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import DotAttentionPooling
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import GRUCell
+from kws_kd.students.recurrent import GRUCell, bidirectional
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,9 @@ def forward(layers: dict, config: AttRnnConfig, audio, options: BuildOptions, at
         x = layers[f"bn{i}"](layers[f"conv{i}"](x))
     x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))
     for i in range(config.rnn_layers):
-        unroll = options.for_export
-        fw = keras.layers.RNN(layers[f"gru{i}_fw_cell"], return_sequences=True, unroll=unroll, name=f"gru{i}_fw")(x)
-        bw = keras.layers.RNN(
-            layers[f"gru{i}_bw_cell"], return_sequences=True, go_backwards=True, unroll=unroll, name=f"gru{i}_bw"
-        )(x)
-        x = ops.concatenate([fw, ops.flip(bw, axis=1)], axis=-1)
+        x = bidirectional(
+            layers[f"gru{i}_fw_cell"], layers[f"gru{i}_bw_cell"], x, unroll=options.for_export, name=f"gru{i}"
+        )
     context, weights = layers["attention"](x)
     x = layers["dense2"](layers["dense1"](layers["dropout"](context)))
     return layers["logits"](x), (weights if attention else None)

@@ -121,3 +121,20 @@ class GRUCell(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
+
+
+def bidirectional(forward_cell, backward_cell, sequence, *, unroll: bool, name: str):
+    """Bidirectional RNN over [B, T, D] -> [B, T, 2 * units] (forward then backward features).
+
+    Same result as `keras.layers.Bidirectional(..., merge_mode="concat")`, built
+    from two plain `RNN` wrappers: the backward one reads the sequence in reverse
+    (`go_backwards`) and its outputs are flipped back into input order. Written out
+    so that the cells (the weights) stay ours and are shared between builds.
+    """
+    from keras import ops
+
+    fw = keras.layers.RNN(forward_cell, return_sequences=True, unroll=unroll, name=f"{name}_fw")(sequence)
+    bw = keras.layers.RNN(
+        backward_cell, return_sequences=True, go_backwards=True, unroll=unroll, name=f"{name}_bw"
+    )(sequence)
+    return ops.concatenate([fw, ops.flip(bw, axis=1)], axis=-1)

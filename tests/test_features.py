@@ -1,0 +1,113 @@
+"""MFCC front end and SpecAugment: checked against an independent numpy/scipy MFCC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.fft
+import scipy.signal
+
+tf = pytest.importorskip("tensorflow")
+
+from kws_kd.errors import KwsKdError  # noqa: E402
+from kws_kd.features import FrontEndConfig, MfccFrontEnd, SpecAugment, num_frames  # noqa: E402
+
+
+def reference_mfcc(audio: np.ndarray, cfg: FrontEndConfig) -> np.ndarray:
+    """The recipe written out independently: float64 numpy framing/FFT, TF's own mel
+    matrix function, scipy's DCT-II with TF's MFCC scaling (1 / sqrt(2 N))."""
+    win, hop, nfft = 640, 320, 1024  # 40 ms / 20 ms at 16 kHz, next power of two
+    frames = 1 + (audio.shape[-1] - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
+    window = scipy.signal.get_window("hann", win, fftbins=True)
+    spec = np.abs(np.fft.rfft(audio[..., idx].astype(np.float64) * window, n=nfft))
+    mel_w = tf.signal.linear_to_mel_weight_matrix(
+        cfg.mel_bins, nfft // 2 + 1, cfg.sample_rate, cfg.lower_hz, cfg.upper_hz, dtype=tf.float64
+    ).numpy()
+    log_mel = np.log(np.maximum(spec @ mel_w, cfg.log_floor))
+    return (scipy.fft.dct(log_mel, type=2, axis=-1) / np.sqrt(2.0 * cfg.mel_bins))[..., : cfg.num_coeffs]
+
+
+def _audio(batch: int, samples: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(samples) / 16000.0
+    tones = sum(0.2 * np.sin(2 * np.pi * f * t + rng.uniform(0, 6)) for f in (220.0, 1250.0, 4100.0))
+    return (0.05 * rng.standard_normal((batch, samples)) + tones).astype(np.float32)
+
+
+@pytest.mark.parametrize("quantization_safe", [False, True])
+@pytest.mark.parametrize("num_coeffs", [20, 40])
+def test_mfcc_matches_numpy_reference(quantization_safe, num_coeffs):
+    cfg = FrontEndConfig(num_coeffs=num_coeffs)
+    audio = _audio(2, 16000)
+    got = MfccFrontEnd(cfg, quantization_safe=quantization_safe)(audio).numpy()
+    ref = reference_mfcc(audio, cfg)
+    assert got.shape == (2, 49, num_coeffs) == ref.shape
+    scale = np.abs(ref).max()
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_mfcc_silence_hits_the_log_floor():
+    cfg = FrontEndConfig()
+    got = MfccFrontEnd(cfg)(np.zeros((1, 8000), np.float32)).numpy()
+    ref = reference_mfcc(np.zeros((1, 8000)), cfg)
+    # All-zero spectrum: every log-mel is log(1e-12), so only c0 is non-zero.
+    assert got[0, 0, 0] == pytest.approx(2 * 40 * np.log(1e-12) / np.sqrt(80.0), rel=1e-5)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
+def test_num_frames_and_short_clip_error():
+    assert num_frames(16000) == 49
+    assert num_frames(8 * 16000) == 399
+    assert num_frames(640) == 1
+    with pytest.raises(KwsKdError, match="shorter than one 40 ms"):
+        num_frames(639)
+
+
+def test_mfcc_front_end_dynamic_range_tflite_stays_float(tmp_path):
+    """The export-mode front end survives dynamic-range quantization: no weight is int8-ised."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    inp = keras.Input((16000,), batch_size=1)
+    model = keras.Model(inp, MfccFrontEnd(FrontEndConfig(), quantization_safe=True)(inp))
+    model.export(
+        str(tmp_path / "sm"),
+        format="tf_saved_model",
+        input_signature=[tf.TensorSpec([1, 16000], tf.float32)],
+        verbose=False,
+    )
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "sm"))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert "RFFT2D" in ops and not any(op.startswith("FLEX") or op == "CUSTOM" for op in ops)
+    audio = _audio(1, 16000, seed=3)
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], audio)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    ref = reference_mfcc(audio, FrontEndConfig())
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_spec_augment_is_identity_at_inference():
+    x = np.random.default_rng(0).standard_normal((4, 49, 20)).astype(np.float32)
+    layer = SpecAugment()
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+
+
+def test_spec_augment_masks_bands_in_training():
+    tf.random.set_seed(1)
+    x = np.ones((64, 49, 20), np.float32)
+    y = SpecAugment()(x, training=True).numpy()
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    # A frame is fully zeroed only by a time mask: at most 2 bands of <= 10 frames.
+    dead_frames = (y == 0).all(axis=2).sum(axis=1)
+    dead_bins = (y == 0).all(axis=1).sum(axis=1)
+    assert dead_frames.max() <= 20 and dead_bins.max() <= 10
+    assert dead_frames.sum() > 0 and dead_bins.sum() > 0  # masks do happen
+    kept = y.reshape(64, -1).mean(axis=1)
+    assert kept.min() > 0.2  # never wipes the whole example
