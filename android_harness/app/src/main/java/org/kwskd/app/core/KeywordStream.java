@@ -26,6 +26,7 @@ public final class KeywordStream {
     private final PosteriorSmoother smoother;
     private final Clock clock;
     private final short[] window;
+    private final byte[] int8Table; // null for float input
     private int hops;
 
     public KeywordStream(Sidecar sidecar, Model model, StreamOptions options, Clock clock) {
@@ -37,6 +38,7 @@ public final class KeywordStream {
         this.smoother = new PosteriorSmoother(options.smoothingWindows);
         this.clock = clock;
         this.window = new short[sidecar.inputSamples];
+        this.int8Table = sidecar.input.isInt8() ? InputConverter.int8Table(sidecar.input.quantization) : null;
     }
 
     public List<HopResult> feed(short[] chunk, int offset, int length) {
@@ -61,7 +63,9 @@ public final class KeywordStream {
 
     private HopResult infer() {
         ring.snapshot(window);
-        TensorData input = InputConverter.convert(window, sidecar.input);
+        TensorData input = int8Table != null
+                ? InputConverter.convertWithTable(window, int8Table)
+                : InputConverter.convert(window, sidecar.input);
         long t0 = clock.nanos();
         TensorData raw = model.run(input);
         long latency = clock.nanos() - t0;

@@ -84,6 +84,26 @@ public class CoreTest {
     }
 
     @Test
+    public void int8TableEqualsDirectQuantizationForEveryInt16() {
+        Quantization[] qs = {new Quantization(0.007843137718737125, -1), new Quantization(1.0 / 128, 3),
+            new Quantization(3.0517578125e-05, 0), new Quantization(0.0123, 17)};
+        for (Quantization q : qs) {
+            byte[] table = InputConverter.int8Table(q);
+            short[] all = new short[65536];
+            for (int v = -32768; v <= 32767; v++) {
+                all[v + 32768] = (short) v;
+                // independent check: round half away from zero written with BigDecimal
+                java.math.BigDecimal x = new java.math.BigDecimal(v / 32768.0 / q.scale)
+                        .setScale(0, java.math.RoundingMode.HALF_UP);
+                long want = Math.max(-128, Math.min(127, x.longValue() + q.zeroPoint));
+                assertEquals("pcm " + v + " scale " + q.scale, want, table[v + 32768]);
+            }
+            TensorSpec spec = new TensorSpec("a", new int[] {1, 65536}, "int8", q, "logits");
+            assertArrayEquals(InputConverter.convert(all, spec).bytes, InputConverter.convertWithTable(all, table).bytes);
+        }
+    }
+
+    @Test
     public void int8OutputDequantization() {
         TensorSpec spec = new TensorSpec("o", new int[] {1, 3}, "int8", new Quantization(0.25, -4), "logits");
         double[] v = Posteriors.dequantize(TensorData.ofInt8(new byte[] {-4, 0, 127}), spec);
