@@ -28,9 +28,9 @@ def test_synth_layout_levels_and_lists(tmp_path):
         assert -12.5 <= peak_db <= -0.5  # -12..-1 dBFS before resampling; resampling moves peaks a little
         t = trim(x, 0.01)
         assert len(t) < 0.97 * 16000
-        # centre-padded: the (0.1 %-trimmed) speech has as much silence before as after it
-        loud = np.flatnonzero(np.abs(x) > 0.002 * np.abs(x).max())
-        assert abs(loud[0] - (len(x) - 1 - loud[-1])) < 800  # 50 ms; front-padding would be ~thousands
+        # centre-padded: the exact-zero padding before the speech matches the padding after it
+        nz = np.flatnonzero(x != 0)
+        assert abs(nz[0] - (len(x) - 1 - nz[-1])) < 200
     val = (root / "validation_list.txt").read_text().split()
     test = (root / "testing_list.txt").read_text().split()
     spk = lambda rels: {speaker_of(r) for r in rels}  # noqa: E731
