@@ -38,6 +38,14 @@ mapfile -t test_src < <(find "$app/test/java" -name '*.java' | sort)
 "$javac" -nowarn -encoding UTF-8 --release 11 -d "$out/main" "${main_src[@]}"
 "$javac" -nowarn -encoding UTF-8 --release 11 -cp "$out/main:$junit" -d "$out/test" "${test_src[@]}"
 
+# Type-check the Android classes against compile-only stubs (android_harness/stubs/, NOT the
+# real SDK): catches core API changes that would break the app. The real check is a Gradle build.
+mkdir -p "$out/stubcheck"
+mapfile -t stub_src < <(find "$here/stubs" -name '*.java' | sort)
+mapfile -t app_src < <(find "$app/main/java" -name '*.java' | sort)
+"$javac" -nowarn -encoding UTF-8 --release 11 -d "$out/stubcheck" "${stub_src[@]}" "${app_src[@]}"
+echo "test-jvm.sh: ${#app_src[@]} app sources type-check against the stubs (not the real Android SDK)"
+
 # Test classes: every *Test.java, by its package path.
 classes=()
 for f in "${test_src[@]}"; do

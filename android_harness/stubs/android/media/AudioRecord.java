@@ -1,0 +1,2 @@
+// Compile-only stub, NOT the real API: lets test-jvm.sh type-check the app's Android classes without the SDK.
+package android.media; public class AudioRecord { public static final int STATE_INITIALIZED=1; public AudioRecord(int s,int r,int c,int f,int b){} public static int getMinBufferSize(int r,int c,int f){return 0;} public int getState(){return 0;} public void release(){} public void startRecording(){} public void stop(){} public int read(short[] a,int o,int n){return 0;} }

@@ -1,0 +1,2 @@
+// Compile-only stub, NOT the real API: lets test-jvm.sh type-check the app's Android classes without the SDK.
+package org.tensorflow.lite; public enum DataType { FLOAT32, INT8 }
