@@ -253,3 +253,40 @@ def test_sidecar_unreadable_and_bad_json(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(KwsKdError, match="not valid JSON"):
         al.load_sidecar(bad)
+
+
+# ---------------------------------------------------------------------------
+# agreement with the export side (kws_kd.tflite), which writes the real sidecars
+
+
+@pytest.mark.parametrize("stem", ["tiny_float", "tiny_int8"])
+def test_sidecar_written_by_kws_kd_export_parses_the_same(tmp_path, stem):
+    from kws_kd.tflite.sidecar import build_sidecar, write_sidecar
+
+    model = tmp_path / f"{stem}.tflite"
+    model.write_bytes((GOLDEN_DIR / f"{stem}.tflite").read_bytes())
+    labels = ["_silence_", "_unknown_", "yes", "no"]
+    obj = build_sidecar(model, model="golden_tiny", quantize="int8" if "int8" in stem else "float32", labels=labels,
+                        multi_label=False, sample_rate=16000, front_end={}, source_run=None, test_metrics=None)  # fmt: skip
+    write_sidecar(tmp_path / f"{stem}.json", obj)
+    theirs = al.load_sidecar(al.sidecar_path_for(model))
+    ours = al.load_sidecar(GOLDEN_DIR / f"{stem}.json")
+    assert theirs.labels == ours.labels and theirs.input_samples == ours.input_samples == 1600
+    assert (theirs.input.dtype, theirs.input.shape, theirs.input.quantization) == (ours.input.dtype, ours.input.shape, ours.input.quantization)
+    assert (theirs.output.dtype, theirs.output.shape, theirs.output.quantization, theirs.output.kind) == (
+        ours.output.dtype, ours.output.shape, ours.output.quantization, ours.output.kind)
+
+
+@pytest.mark.parametrize("name", ["float_softmax", "int8_softmax"])
+def test_posteriors_agree_with_the_host_evaluator(golden, name):
+    """kws_kd.tflite.runner (used by kws-kd eval on .tflite files) on the same windows gives the same posteriors."""
+    from scipy.special import softmax as ref_softmax
+
+    from kws_kd.tflite.runner import TFLiteClassifier
+
+    case = next(c for c in golden["cases"] if c["name"] == name)
+    clf = TFLiteClassifier(GOLDEN_DIR / case["model"], num_threads=1)
+    pcm = np.array(golden["pcm"], dtype=np.int16)
+    for h in case["hops"]:
+        window = pcm[h["end_sample"] - clf.input_samples : h["end_sample"]].astype(np.float32) / 32768.0
+        np.testing.assert_allclose(ref_softmax(clf.logits(window).astype(np.float64)), h["posteriors"], atol=1e-5)
