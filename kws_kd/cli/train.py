@@ -2,9 +2,79 @@
 
 from __future__ import annotations
 
-from kws_kd.cli.common import add_command, not_implemented
+import argparse
+
+from kws_kd.cli.common import add_command
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def register(subparsers) -> None:
-    parser = add_command(subparsers, "train", help="train a student, optionally distilling the teacher's temporal attention")
-    parser.set_defaults(func=not_implemented("kws-kd train"))
+    p = add_command(
+        subparsers,
+        "train",
+        help="train a student, optionally distilling the teacher's temporal attention",
+        description=(
+            "Train a student on a dataset; with --kd-lambda > 0 also align its attention with the teacher's "
+            "stored rollout (L = lambda*KL(a_S||a_T) + (1-lambda)*L_cls). Defaults are the paper's recipe. "
+            "Rerun the same command on the same --out to resume after an interruption."
+        ),
+    )
+    p.add_argument("--model", required=True, help="student name (see `kws-kd models`)")
+    p.add_argument("--data", required=True, help="dataset folder (anything `kws-kd data check` accepts)")
+    p.add_argument("--out", required=True, help="run folder to create or resume")
+    p.add_argument("--teacher-store", help="teacher attention store (needed for --kd-lambda > 0 or --logit-kd-beta > 0)")
+    p.add_argument("--kd-lambda", type=float, default=0.0, help="weight of the attention KL term (0 = vanilla)")
+    p.add_argument("--kl-direction", choices=["student_teacher", "teacher_student"], default="student_teacher",
+                   help="KL(a_S||a_T) as in the paper, or KL(a_T||a_S)")
+    p.add_argument("--interpolation", choices=["linear", "area"], default="linear",
+                   help="how teacher frames are resampled to the student's n' steps")
+    p.add_argument("--logit-kd-beta", type=float, default=0.0, help="weight of Hinton logit KD from the stored teacher logits")
+    p.add_argument("--logit-kd-temperature", type=float, default=1.0, help="temperature T of logit KD")
+    p.add_argument("--steps", type=int, default=20000, help="training steps")
+    p.add_argument("--batch-size", type=int, default=100, help="global batch size")
+    p.add_argument("--eval-every", type=int, default=400, help="validate (and checkpoint) every N steps")
+    p.add_argument("--clip-seconds", type=float, help="clip length (default: the dataset's, else 1 s)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, data order and augmentation")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help="default: sgd (momentum 0.9) for tc_resnet, else adam")
+    p.add_argument("--lr-schedule", choices=["piecewise", "exponential"], default="piecewise",
+                   help="piecewise: equal segments of --learning-rates; exponential: first to last")
+    p.add_argument("--learning-rates", type=_floats,
+                   help="comma list (default adam 0.001,0.0005,0.0001,0.00002; sgd 0.1,0.01)")
+    p.add_argument("--no-spec-augment", dest="spec_augment", action="store_false", help="turn SpecAugment off")
+    p.add_argument("--distribute", choices=["none", "mirrored", "multi_worker"], default="none",
+                   help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from kws_kd.train import TrainOptions, train
+
+    opts = TrainOptions(
+        model=args.model,
+        data=args.data,
+        out=args.out,
+        teacher_store=args.teacher_store,
+        kd_lambda=args.kd_lambda,
+        kl_direction=args.kl_direction,
+        interpolation=args.interpolation,
+        logit_kd_beta=args.logit_kd_beta,
+        logit_kd_temperature=args.logit_kd_temperature,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        eval_every=args.eval_every,
+        clip_seconds=args.clip_seconds,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        lr_schedule=args.lr_schedule,
+        learning_rates=args.learning_rates,
+        spec_augment=args.spec_augment,
+        distribute=args.distribute,
+    )
+    train(opts)
+    return 0
