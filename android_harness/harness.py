@@ -281,9 +281,12 @@ def run(args: argparse.Namespace) -> int:
     if args.no_run_as:
         model_arg = f"{REMOTE_STAGING}/{model.name}"
     else:
-        adb.run("shell", "run-as", PACKAGE, "mkdir", "-p", "files", timeout=20)
-        for f in (model, sidecar):
-            adb.run("shell", "run-as", PACKAGE, "cp", f"{REMOTE_STAGING}/{f.name}", f"files/{f.name}", timeout=60)
+        try:
+            adb.run("shell", "run-as", PACKAGE, "mkdir", "-p", "files", timeout=20)
+            for f in (model, sidecar):
+                adb.run("shell", "run-as", PACKAGE, "cp", f"{REMOTE_STAGING}/{f.name}", f"files/{f.name}", timeout=60)
+        except HarnessError as exc:
+            raise HarnessError(f"{exc} (run-as needs the debug APK; otherwise use --no-run-as)") from None
         model_arg = model.name  # relative: the app resolves it in its files dir
     adb.run("shell", "pm", "grant", PACKAGE, "android.permission.RECORD_AUDIO", timeout=20, check=False)
     adb.run("logcat", "-c", timeout=20, check=False)

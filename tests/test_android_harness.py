@@ -150,6 +150,17 @@ def test_full_run_installs_pushes_launches_and_collects(fake_adb, model_files, m
     assert "median 1.20 ms" in capsys.readouterr().out
 
 
+def test_no_run_as_passes_the_staging_path(fake_adb, model_files, monkeypatch):
+    monkeypatch.setenv("FAKE_ADB_MODE", "one")
+    model, apk = model_files
+    assert harness.main(["--model", str(model), "--skip-install", "--no-run-as", "--gpu", "--count", "2", "--quiet"]) == 0
+    calls = fake_adb()
+    assert not any("run-as" in c or "install" in c for c in calls)
+    start = next(c for c in calls if c[2:5] == ["shell", "am", "start"])
+    assert start[start.index("model_path") + 1] == "/data/local/tmp/kwskd/m.tflite"
+    assert start[start.index("use_gpu") + 1] == "true"
+
+
 def test_collection_stops_at_timeout_with_partial_results(fake_adb, model_files, monkeypatch):
     monkeypatch.setenv("FAKE_ADB_MODE", "one")
     monkeypatch.setenv("FAKE_ADB_LINES", "3")
