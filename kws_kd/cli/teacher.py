@@ -71,8 +71,8 @@ def _register_export(sub) -> None:
         description=(
             "Run the teacher (eval mode, eager attention, batched) over the dataset's clips and write, per clip, "
             "the attention rollout's row-0 vector and the teacher's logits into STORE (see docs/teacher_store.md). "
-            "With --num-shards N --shard-index i only every N-th clip is exported, into its own shard file; "
-            "run all N (e.g. as a job array) and readers merge them."
+            "With --num-shards N --shard-index i only the clips whose id hashes to shard i are exported, into "
+            "their own shard file; run all N (e.g. as a job array) and readers merge them."
         ),
     )
     p.add_argument("--teacher", required=True, help="teacher folder written by `kws-kd teacher finetune`")
