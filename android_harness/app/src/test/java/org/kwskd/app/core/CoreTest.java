@@ -85,8 +85,7 @@ public class CoreTest {
 
     @Test
     public void int8TableEqualsDirectQuantizationForEveryInt16() {
-        Quantization[] qs = {new Quantization(0.007843137718737125, -1), new Quantization(1.0 / 128, 3),
-            new Quantization(3.0517578125e-05, 0), new Quantization(0.0123, 17)};
+        Quantization[] qs = {new Quantization(0.007843137718737125, -1), new Quantization(1.0 / 128, 3)};
         for (Quantization q : qs) {
             byte[] table = InputConverter.int8Table(q);
             short[] all = new short[65536];
