@@ -12,8 +12,9 @@ NaN/inf in stored vectors. Teacher attention is interpolated to n' once per clip
 into an [N, n'] array; the input pipeline gathers rows by clip id in-graph.
 
 Resuming: data order is a pure function of (seed, step): epoch e is the
-train split shuffled with seed `seed * 1000 + e`, and a resumed run skips the
-batches of the current epoch already consumed. The checkpoint (`RUN/checkpoint`)
+pipeline's permutation for (seed, e), and a resumed run skips the batches of
+the current epoch already consumed (the pipeline skips indices before reading
+audio, so this is cheap). The checkpoint (`RUN/checkpoint`)
 holds every model variable (weights and random-generator states), the optimizer
 variables, the step and the running loss sums of the current validation
 interval. It is written at every validation and when the run is interrupted
@@ -232,14 +233,21 @@ def _subset(manifest, split: str, max_clips: int | None):
     return replace(manifest, clips=clips)
 
 
-def _pipeline_dataset(manifest, split: str, batch_size: int, clip_samples: int, *, shuffle: bool, seed: int, drop_remainder: bool):
+def _pipeline_dataset(
+    manifest, split: str, batch_size: int, clip_samples: int, *, shuffle: bool, seed: int, drop_remainder: bool,
+    epoch: int = 0, skip_batches: int = 0,
+):
     """One pass over `split` through the shared tf.data pipeline (`kws_kd.data.pipeline`)."""
     try:
         from kws_kd.data.pipeline import make_dataset
     except ImportError:
-        return _fallback_dataset(manifest, split, batch_size, clip_samples, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder)
+        ds = _fallback_dataset(
+            manifest, split, batch_size, clip_samples, shuffle=shuffle, seed=seed * 1000 + epoch, drop_remainder=drop_remainder
+        )
+        return ds.skip(skip_batches) if skip_batches else ds
     return make_dataset(
-        manifest, split, batch_size, clip_samples=clip_samples, shuffle=shuffle, seed=seed, drop_remainder=drop_remainder
+        manifest, split, batch_size, clip_samples=clip_samples, shuffle=shuffle, seed=seed, epoch=epoch,
+        skip_batches=skip_batches, drop_remainder=drop_remainder,
     )
 
 
@@ -289,12 +297,8 @@ def eval_dataset(manifest, split: str, batch_size: int, clip_samples: int, *, ma
     return _pipeline_dataset(sub, split, batch_size, clip_samples, shuffle=False, seed=0, drop_remainder=False)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return int(seed) * 1000 + int(epoch)
-
-
 def _epoch_dataset(prep: Prepared, epoch: int, skip: int = 0):
-    """Training batches of epoch `epoch` (shuffled with `epoch_seed(seed, epoch)`), first `skip` left out.
+    """Training batches of epoch `epoch` (the pipeline's permutation for (seed, epoch)), first `skip` left out.
 
     Batches are dicts of audio, label and, when distilling, `teacher_attention`
     and `teacher_logits` gathered in-graph from the [N, n'] / [N, C] arrays by
@@ -323,12 +327,10 @@ def _epoch_dataset(prep: Prepared, epoch: int, skip: int = 0):
         return out
 
     ds = _pipeline_dataset(
-        prep.manifest, "train", cfg.batch_size, cfg.clip_samples, shuffle=True, seed=epoch_seed(cfg.seed, epoch), drop_remainder=True
+        prep.manifest, "train", cfg.batch_size, cfg.clip_samples, shuffle=True, seed=cfg.seed, epoch=epoch,
+        skip_batches=skip, drop_remainder=True,
     )
-    ds = ds.take(per_epoch)
-    if skip:
-        ds = ds.skip(skip)
-    return ds.map(targets)
+    return ds.take(per_epoch - skip).map(targets)
 
 
 # ---------------------------------------------------------------- optimizer, strategy
