@@ -1,0 +1,440 @@
+"""Fine-tune (or train from scratch) the wav2vec 2.0 teacher: `kws-kd teacher finetune`.
+
+The paper's recipe is the default: batch 16, AdamW at 5e-4 (single-label KWS) or
+2e-5 (multi-label FSD50K), 1K warm-up steps then cosine decay, SpecAugment with
+p=0.75 (two 10 % feature-channel masks). The best checkpoint by the validation
+metric (accuracy, or mAP for multi-label) is kept in OUT/best.
+
+Why the loop looks the way it does:
+- Every step's randomness (which clips, which clip length, noise crop, offset,
+  SpecAugment, dropout) is seeded from (seed, step, process), so a run resumed
+  from OUT/state/state.pt continues exactly as an unbroken run would have.
+- State (model, optimizer, scheduler, RNG, step, best, history) is saved
+  atomically every `save_every` steps and on stop, so a kill loses little.
+- `accelerate.Accelerator` wraps model and optimizer, so `accelerate launch`
+  or `torchrun` train on several GPUs; on a CPU it is a single process.
+
+torch-only: never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from export.teacher_data import (
+    ClipSource,
+    MixSource,
+    babble_pool,
+    background_noise,
+    fixed_batches,
+    noise_from_dir,
+)
+from export.teacher_model import (
+    TeacherClassifier,
+    build_teacher,
+    load_teacher,
+    read_teacher_json,
+    save_teacher,
+)
+from kws_kd.atomic import atomic_path, atomic_write_text
+from kws_kd.audio import SAMPLE_RATE
+from kws_kd.data.manifest import Manifest
+from kws_kd.errors import KwsKdError
+
+STATE_FILE = "state/state.pt"
+BEST_DIR = "best"
+LAST_DIR = "last"
+METRICS_CSV = "metrics.csv"
+OPTIONS_JSON = "finetune.json"
+TEST_JSON = "test_metrics.json"
+
+
+@dataclass
+class FinetuneOptions:
+    data: str
+    out: str
+    config: str | None = None  # a named config ("small-cpu", ...), random init
+    checkpoint: str | None = None  # a local HF wav2vec 2.0 folder or a kws-kd teacher folder
+    pooling: str = "first"
+    batch_size: int = 16
+    lr: float | None = None  # None: 5e-4 single-label, 2e-5 multi-label
+    weight_decay: float = 0.01
+    warmup_steps: int = 1000
+    max_steps: int = 20000
+    max_minutes: float | None = None
+    clip_seconds: tuple[float, ...] | None = None  # None: the dataset's clip length
+    clip_weights: tuple[float, ...] | None = None  # sampling weights of clip_seconds (per step)
+    val_seconds: float | None = None  # None: 8 s with fresh mixing, else the dataset's clips
+    fresh_mix: bool = False
+    noise: str | None = None  # noise folder for fresh mixing (default: dataset's, else babble)
+    eval_every: int = 500
+    eval_clips: int | None = 300
+    save_every: int = 100
+    specaugment_p: float = 0.75
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int | None = None
+    progress: bool = True
+    test: bool = True  # evaluate the best checkpoint on the test split at the end
+
+    def learning_rate(self, multi_label: bool) -> float:
+        return self.lr if self.lr is not None else (2e-5 if multi_label else 5e-4)
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    best_metric: float = -math.inf
+    best_step: int = -1
+    history: list[dict] = field(default_factory=list)
+
+
+# -- data ---------------------------------------------------------------------------
+
+def _load_manifest(path: str) -> Manifest:
+    from kws_kd.data.load import load_dataset
+
+    manifest = load_dataset(path)
+    for split in ("train", "validation"):
+        if not manifest.split(split):
+            raise KwsKdError(f"{path}: the dataset has no {split} clips")
+    return manifest
+
+
+def _noise_for(manifest: Manifest, split: str, opts: FinetuneOptions, min_samples: int) -> list[np.ndarray]:
+    noise_dir = opts.noise or manifest.info.get("noise_dir")
+    if noise_dir:
+        if not Path(noise_dir).is_dir():
+            raise KwsKdError(f"{noise_dir}: noise folder does not exist")
+        return noise_from_dir(noise_dir, min_samples)
+    return babble_pool(manifest, split, seconds=max(30.0, 2 * min_samples / SAMPLE_RATE),
+                       seed=opts.seed, progress=opts.progress)
+
+
+def make_sources(manifest: Manifest, opts: FinetuneOptions, splits=("train", "validation")) -> dict:
+    """Per split, a MixSource (fresh mixing) or a ClipSource (the clips as they are)."""
+    longest = max(opts.clip_seconds or (1.0,))
+    longest = max(longest, opts.val_seconds or 0.0)
+    min_samples = int(round(longest * SAMPLE_RATE))
+    out = {}
+    background = background_noise(manifest) if opts.fresh_mix else []
+    for split in splits:
+        records = manifest.split(split)
+        if opts.fresh_mix:
+            out[split] = MixSource(records, manifest, _noise_for(manifest, split, opts, min_samples),
+                                   background=background, progress=opts.progress)
+        else:
+            out[split] = ClipSource(records, manifest, progress=opts.progress)
+    return out
+
+
+# -- metrics ------------------------------------------------------------------------
+
+def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Macro average precision over classes that have at least one positive."""
+    aps = []
+    for c in range(targets.shape[1]):
+        pos = targets[:, c] > 0.5
+        if not pos.any():
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        hits = pos[order].astype(np.float64)
+        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+        aps.append(float((precision * hits).sum() / hits.sum()))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    if multi_label:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
+    return torch.nn.functional.cross_entropy(logits, labels)
+
+
+@torch.no_grad()
+def evaluate(model: TeacherClassifier, source, seconds: float, *, batch_size: int = 16,
+             limit: int | None = None, seed: int = 0, device="cpu", progress: bool = False) -> dict:
+    """Accuracy (or mAP) and loss on a deterministic pass over a split at `seconds`."""
+    was_training = model.training
+    model.eval()
+    n = int(round(seconds * SAMPLE_RATE))
+    logits, labels = [], []
+    total = len(source) if not limit else min(limit, len(source))
+    bar = tqdm(total=total, desc=f"eval {seconds:g}s", disable=not progress, leave=False, unit="clip")
+    for batch in fixed_batches(source, n, batch_size, limit, seed):
+        out = model(torch.from_numpy(batch.audio).to(device))
+        logits.append(out.logits.float().cpu())
+        labels.append(torch.from_numpy(batch.labels))
+        bar.update(len(batch.audio))
+    bar.close()
+    model.train(was_training)
+    lg, lb = torch.cat(logits), torch.cat(labels)
+    loss = float(loss_fn(lg, lb, model.multi_label))
+    if model.multi_label:
+        metric = mean_average_precision(torch.sigmoid(lg).numpy(), lb.numpy())
+        return {"metric": metric, "mAP": metric, "loss": loss, "clips": len(lb)}
+    acc = float((lg.argmax(1) == lb).float().mean())
+    return {"metric": acc, "accuracy": acc, "loss": loss, "clips": len(lb)}
+
+
+# -- model / schedule ---------------------------------------------------------------
+
+def _build_model(opts: FinetuneOptions, manifest: Manifest) -> TeacherClassifier:
+    labels = list(manifest.label_names)
+    if opts.checkpoint and opts.config:
+        raise KwsKdError("give either --config or --checkpoint, not both")
+    if opts.checkpoint:
+        meta = read_teacher_json(opts.checkpoint)
+        if meta is not None:
+            if list(meta["labels"]) != labels:
+                raise KwsKdError(
+                    f"{opts.checkpoint}: teacher labels {meta['labels']} differ from the data's labels {labels} "
+                    f"({opts.data}); fine-tune from the plain wav2vec 2.0 checkpoint instead"
+                )
+            if bool(meta.get("multi_label")) != manifest.multi_label:
+                raise KwsKdError(f"{opts.checkpoint}: multi_label={meta.get('multi_label')} but the data is "
+                                 f"{'multi' if manifest.multi_label else 'single'}-label")
+            return load_teacher(opts.checkpoint)
+        return build_teacher(opts.checkpoint, labels, pooling=opts.pooling, multi_label=manifest.multi_label)
+    return build_teacher(opts.config or "small-cpu", labels, pooling=opts.pooling, multi_label=manifest.multi_label)
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up, then cosine decay to zero at `total` steps."""
+
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def _fingerprint(opts: FinetuneOptions) -> dict:
+    """Options that must not change across a resume."""
+    keys = ("config", "checkpoint", "pooling", "batch_size", "lr", "weight_decay", "warmup_steps", "seed")
+    return {k: getattr(opts, k) for k in keys}
+
+
+def _save_state(path: Path, model, optimizer, scheduler, state: TrainState, opts: FinetuneOptions,
+                labels: list[str]) -> None:
+    payload = {
+        "step": state.step,
+        "best_metric": state.best_metric,
+        "best_step": state.best_step,
+        "history": state.history,
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "labels": labels,
+        "fingerprint": _fingerprint(opts),
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def _write_history(out: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    cols = list(dict.fromkeys(k for row in history for k in row))
+    sio = io.StringIO()
+    w = csv.DictWriter(sio, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_text(out / METRICS_CSV, sio.getvalue())
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT ask the loop to stop after the current step (state gets saved)."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.stop:  # second signal: give up at once
+            raise KeyboardInterrupt
+        self.stop = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+# -- the loop -----------------------------------------------------------------------
+
+def finetune(opts: FinetuneOptions) -> dict:
+    """Train; returns a summary (best step and metric, steps run, test metrics)."""
+    from accelerate import Accelerator
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    if opts.batch_size < 1 or opts.max_steps < 1:
+        raise KwsKdError("--batch-size and --max-steps must be positive")
+    out = Path(opts.out)
+    manifest = _load_manifest(opts.data)
+    labels = list(manifest.label_names)
+    if opts.clip_seconds is None:
+        opts.clip_seconds = (float(manifest.clip_seconds or 1.0),)
+    weights = np.asarray(opts.clip_weights or [1.0] * len(opts.clip_seconds), dtype=np.float64)
+    if len(weights) != len(opts.clip_seconds) or (weights < 0).any() or weights.sum() <= 0:
+        raise KwsKdError("--clip-weights needs one non-negative weight per --clip-seconds value")
+    weights = weights / weights.sum()
+    val_seconds = opts.val_seconds or (8.0 if opts.fresh_mix else float(manifest.clip_seconds or max(opts.clip_seconds)))
+
+    accelerator = Accelerator()
+    main = accelerator.is_main_process
+    state_path = out / STATE_FILE
+    resume = state_path.is_file()
+    saved = None
+    if resume:
+        saved = torch.load(state_path, map_location="cpu", weights_only=False)
+        if list(saved["labels"]) != labels:
+            raise KwsKdError(f"{state_path}: the run was trained on labels {saved['labels']}, "
+                             f"but {opts.data} has {labels}; use another --out")
+        if saved["fingerprint"] != _fingerprint(opts):
+            diff = {k: (v, _fingerprint(opts)[k]) for k, v in saved["fingerprint"].items() if _fingerprint(opts)[k] != v}
+            raise KwsKdError(f"{state_path}: resuming with different options {diff} (saved, now); use another --out")
+
+    model = _build_model(opts, manifest)
+    model.spec_augment.p = opts.specaugment_p
+    model.wav2vec2.feature_extractor._requires_grad = False  # no gradient w.r.t. the raw audio
+    lr = opts.learning_rate(manifest.multi_label)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=opts.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(opts.warmup_steps, opts.max_steps))
+    state = TrainState()
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["torch_rng"])
+        state = TrainState(saved["step"], saved["best_metric"], saved["best_step"], list(saved["history"]))
+        del saved
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model: TeacherClassifier = accelerator.unwrap_model(model)
+    device = accelerator.device
+
+    sources = make_sources(manifest, opts)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        meta = asdict(opts) | {"labels": labels, "val_seconds": val_seconds, "manifest_hash": manifest.content_hash(),
+                               "num_processes": accelerator.num_processes}
+        atomic_write_text(out / OPTIONS_JSON, json.dumps(meta, indent=2) + "\n")
+        if resume:
+            print(f"resuming {out} at step {state.step} (best {state.best_metric:.4f} at step {state.best_step})",
+                  file=sys.stderr)
+
+    start_time = time.monotonic()
+    deadline = start_time + 60.0 * opts.max_minutes if opts.max_minutes else math.inf
+    window_loss, window_correct, window_count = 0.0, 0, 0
+    stop_reason = "max-steps"
+    bar = tqdm(total=opts.max_steps, initial=state.step, desc="finetune", disable=not (opts.progress and main),
+               unit="step", dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+    def do_eval() -> None:
+        nonlocal window_loss, window_correct, window_count
+        if not main:
+            return
+        res = evaluate(raw_model, sources["validation"], val_seconds, batch_size=opts.batch_size,
+                       limit=opts.eval_clips, seed=opts.seed, device=device, progress=opts.progress)
+        row = {
+            "step": state.step,
+            "lr": scheduler.get_last_lr()[0],
+            "train_loss": window_loss / max(1, window_count),
+            "train_acc": window_correct / max(1, window_count) if not raw_model.multi_label else "",
+            "val_metric": res["metric"],
+            "val_loss": res["loss"],
+            "elapsed_s": round(time.monotonic() - start_time, 1),
+        }
+        window_loss, window_correct, window_count = 0.0, 0, 0
+        if res["metric"] > state.best_metric:
+            state.best_metric, state.best_step = res["metric"], state.step
+            save_teacher(raw_model, out / BEST_DIR, extra={"step": state.step, "val_metric": res["metric"],
+                                                           "val_seconds": val_seconds})
+        row["best_metric"] = state.best_metric
+        state.history.append(row)
+        _write_history(out, state.history)
+        bar.write(f"step {state.step}: val {'mAP' if raw_model.multi_label else 'acc'} {res['metric']:.4f} "
+                  f"(loss {res['loss']:.3f}), best {state.best_metric:.4f} at step {state.best_step}")
+
+    model.train()
+    last_eval_step = state.step if resume else -1
+    with _StopFlag() as flag:
+        while state.step < opts.max_steps:
+            if flag.stop:
+                stop_reason = "signal"
+                break
+            if time.monotonic() >= deadline:
+                stop_reason = "max-minutes"
+                break
+            step = state.step
+            rng = np.random.default_rng([opts.seed, step, accelerator.process_index])
+            seconds = float(opts.clip_seconds[int(rng.choice(len(weights), p=weights))])
+            batch = sources["train"].sample(rng, opts.batch_size, int(round(seconds * SAMPLE_RATE)))
+            torch.manual_seed(opts.seed * 1_000_003 + step * 101 + accelerator.process_index)
+            raw_model.spec_augment.generator = torch.Generator().manual_seed(opts.seed * 7919 + step)
+            x = torch.from_numpy(batch.audio).to(device)
+            y = torch.from_numpy(batch.labels).to(device)
+            logits = model(x).logits
+            loss = loss_fn(logits, y, raw_model.multi_label)
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if opts.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), opts.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            state.step += 1
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                raise KwsKdError(f"loss became {loss_value} at step {state.step}; lower --lr")
+            window_loss += loss_value * len(y)
+            window_count += len(y)
+            if not raw_model.multi_label:
+                window_correct += int((logits.detach().argmax(1) == y).sum())
+            bar.update(1)
+            bar.set_postfix(loss=f"{window_loss / window_count:.3f}",
+                            acc=f"{window_correct / window_count:.3f}" if not raw_model.multi_label else "-",
+                            s=f"{seconds:g}", lr=f"{scheduler.get_last_lr()[0]:.2e}", refresh=False)
+            if state.step % opts.eval_every == 0:
+                do_eval()
+                last_eval_step = state.step
+            if main and state.step % opts.save_every == 0:
+                _save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
+            accelerator.wait_for_everyone()
+    if last_eval_step != state.step and state.step > 0:
+        do_eval()
+    if main:
+        _save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
+        save_teacher(raw_model, out / LAST_DIR, extra={"step": state.step})
+    bar.close()
+    summary = {"steps": state.step, "stop_reason": stop_reason, "best_step": state.best_step,
+               "best_val_metric": state.best_metric, "val_seconds": val_seconds, "out": str(out)}
+    if main and opts.test and manifest.split("test") and (out / BEST_DIR).is_dir():
+        best = load_teacher(out / BEST_DIR).to(device)
+        test_src = make_sources(manifest, opts, splits=("test",))["test"]
+        res = evaluate(best, test_src, val_seconds, batch_size=opts.batch_size, seed=opts.seed + 1,
+                       device=device, progress=opts.progress)
+        summary["test"] = {"seconds": val_seconds, **res}
+        atomic_write_text(out / TEST_JSON, json.dumps(summary["test"], indent=2) + "\n")
+    return summary
