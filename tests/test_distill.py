@@ -225,3 +225,33 @@ def test_targets_matrix_and_bad_vectors():
     lstore = _FakeStore({}, {"a": np.array([1.0, np.inf, 0.0])})
     with pytest.raises(KwsKdError, match="logits of clip 'a'.*NaN or inf"):
         teacher_logit_targets(lstore, ["a"], 3)
+
+
+def test_lambda_zero_gradients_real_student_equal_vanilla_build():
+    """With a registry student: lambda=0 through the training model == CE through the vanilla build."""
+    import keras
+    import tensorflow as tf
+
+    from kws_kd.run import strip_model
+    from kws_kd.students.registry import build_student
+
+    keras.utils.set_random_seed(0)
+    train_model = build_student("crnn", 3, 16000, attention=True)
+    vanilla = build_student("crnn", 3, 16000, attention=False)
+    vanilla.set_weights(strip_model(train_model).get_weights())
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(2, 16000)) * 0.1).astype(np.float32)
+    y = np.array([0, 2], np.int32)
+    a_t = _softmax(rng.normal(size=(2, train_model.outputs[1].shape[1]))).astype(np.float32)
+    with tf.GradientTape() as tape:
+        logits, att = train_model(x, training=False)
+        total = tf.reduce_mean(DistillLoss(kd_lambda=0.0)(logits, y, att, a_t)["total"])
+    grads = {v.path: g for v, g in zip(train_model.trainable_variables, tape.gradient(total, train_model.trainable_variables))}
+    with tf.GradientTape() as tape:
+        ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=vanilla(x, training=False)))
+    vgrads = tape.gradient(ce, vanilla.trainable_variables)
+    assert float(total) == pytest.approx(float(ce), rel=1e-6)
+    shared = [g for g in grads.values() if g is not None]
+    assert len(shared) == len(vgrads)  # branch variables get no gradient at all
+    for g, vg in zip(shared, vgrads):
+        np.testing.assert_allclose(g.numpy(), vg.numpy(), rtol=1e-5, atol=1e-7)
