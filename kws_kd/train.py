@@ -88,7 +88,6 @@ class TrainOptions:
     spec_augment: bool = True
     student_config: dict = field(default_factory=dict)
     distribute: str = "none"
-    eval_batch_size: int = 100
 
 
 @dataclass
@@ -405,6 +404,7 @@ def train(
     evaluate_test: bool = True,
 ) -> TrainStats:
     """Train (or resume) the run in `opts.out`. `on_step(step)` is called after every step (tests, benchmarks)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     prep = prepare(opts)
     out = Path(opts.out)
     resuming = _check_out_folder(out, prep.config)
@@ -414,7 +414,6 @@ def train(
 
 
 def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_test: bool) -> TrainStats:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
@@ -425,6 +424,7 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     cfg, loss = prep.config, prep.loss
     keras.utils.set_random_seed(cfg.seed)
     strategy = make_strategy(cfg.distribute)
+    out = _worker_folder(strategy, out, cfg)
     schedule = learning_rate_schedule(cfg)
     with strategy.scope():
         model = build_student(cfg.model, len(cfg.labels), cfg.clip_samples, cfg.student_config, attention=True)
@@ -601,6 +601,20 @@ def _distributed_batches(strategy, prep: Prepared, start_step: int):
         ds = _epoch_dataset(prep, epoch, skip)
         yield from strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE))
         epoch, skip = epoch + 1, 0
+
+
+def _worker_folder(strategy, out: Path, cfg: RunConfig) -> Path:
+    """Multi-worker: only the chief writes RUN; other workers write their (identical) state to RUN/.worker-<id>."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_type = getattr(resolver, "task_type", None)
+    task_id = getattr(resolver, "task_id", 0) or 0
+    has_chief = bool(resolver is not None and "chief" in resolver.cluster_spec().as_dict())
+    if task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and not has_chief):
+        return out
+    folder = out / f".worker-{task_type}-{task_id}"
+    if not (folder / CONFIG_JSON).is_file():
+        write_config(folder, cfg)
+    return folder
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:
