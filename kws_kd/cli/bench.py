@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     adb.add_argument("--warmup", type=int, default=10)
     adb.add_argument("--adb", default="adb", help="adb executable")
     adb.add_argument("--json", default=None, help="also write the result to this JSON file")
-    adb.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more benchmark_model flags")
+    adb.add_argument("--flags", default="", help="more benchmark_model flags, e.g. '--enable_op_profiling=true'")
     adb.set_defaults(func=run_adb)
 
 
@@ -86,7 +86,9 @@ def run_arm(args: argparse.Namespace) -> int:
 def run_adb(args: argparse.Namespace) -> int:
     from kws_kd.bench.adb import run_adb_benchmark
 
-    extra = [e for e in args.extra if e != "--"]
+    import shlex
+
+    extra = shlex.split(args.flags)
     r = run_adb_benchmark(
         args.benchmark_binary, args.model, serial=args.serial, threads=args.threads, xnnpack=not args.no_xnnpack,
         gpu=args.gpu, taskset=args.taskset, num_runs=args.runs, warmup_runs=args.warmup, extra_flags=extra,

@@ -3,10 +3,10 @@
 The TensorFlow converter can die with a segfault (full-int8 calibration of
 loop-based recurrences, FACTS §5). Running it here keeps the CLI alive so the
 parent can turn a crash into a one-line `KwsKdError` naming student and mode.
-Arguments: SAVED_MODEL MODE=OUT.tflite [MODE=OUT.tflite ...] [--representative REP.npy]
-[--int8-io]. Several modes share one child (one TensorFlow import); after each
-file is written the child prints `done MODE`, so when it dies the parent knows
-which mode crashed.
+Arguments: JOB [JOB ...] [--representative REP.npy] [--int8-io], where a JOB
+is `SAVED_MODEL::MODE=OUT.tflite`. Several jobs share one child (one TensorFlow
+import); after each file is written the child prints `done N` (the job's
+index), so when it dies the parent knows which job crashed.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ def _configure(converter, tf, mode: str, representative, int8_io: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kws_kd.tflite._child")
-    parser.add_argument("saved_model")
-    parser.add_argument("jobs", nargs="+", help="MODE=OUT.tflite")
+    parser.add_argument("jobs", nargs="+", help="SAVED_MODEL::MODE=OUT.tflite")
     parser.add_argument("--representative")
     parser.add_argument("--int8-io", action="store_true")
     args = parser.parse_args(argv)
@@ -49,14 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     representative = np.load(args.representative) if args.representative else None
-    for job in args.jobs:
-        mode, out = job.split("=", 1)
-        converter = tf.lite.TFLiteConverter.from_saved_model(args.saved_model)
+    for i, job in enumerate(args.jobs):
+        saved_model, rest = job.rsplit("::", 1)
+        mode, out = rest.split("=", 1)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         _configure(converter, tf, mode, representative, args.int8_io)
         data = converter.convert()
         with open(out, "wb") as fh:
             fh.write(data)
-        print(f"done {mode}", flush=True)
+        print(f"done {i}", flush=True)
     return 0
 
 

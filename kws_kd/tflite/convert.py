@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,9 @@ import numpy as np
 from kws_kd.atomic import atomic_path
 from kws_kd.errors import KwsKdError
 from kws_kd.tflite import MODES
+
+# How the child is started (`python <CHILD...> SAVED_MODEL MODE=OUT ...`); tests swap it for a crasher.
+CHILD = ["-m", "kws_kd.tflite._child"]
 
 
 def export_saved_model(model, directory: str | os.PathLike, label: str | None = None) -> list[int]:
@@ -56,6 +60,63 @@ def _last_error_line(stderr: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+@dataclass(frozen=True)
+class Job:
+    """One conversion: a SavedModel folder, a mode, an output path, and the name used in errors."""
+
+    saved_model: Path
+    mode: str
+    out: Path
+    label: str = "model"
+
+
+def run_jobs(
+    jobs: list[Job],
+    *,
+    representative: np.ndarray | None = None,
+    int8_io: bool = False,
+    timeout_s: float = 3600,
+) -> list[Path]:
+    """Run every job in ONE child process (one TensorFlow import); outputs renamed into place on success.
+
+    The first failing job raises `KwsKdError` naming its label and mode, and no
+    output of the batch is written.
+    """
+    for job in jobs:
+        if job.mode not in MODES:
+            raise KwsKdError(f"unknown quantization mode {job.mode!r} (choose from {', '.join(MODES)})")
+        if job.mode == "int8" and (representative is None or len(representative) == 0):
+            raise KwsKdError(f"{job.label}: int8 quantization needs a non-empty representative set")
+    with tempfile.TemporaryDirectory(prefix="kws-kd-convert-") as tmp, contextlib.ExitStack() as stack:
+        tmp_outs = [stack.enter_context(atomic_path(job.out)) for job in jobs]
+        cmd = [sys.executable, *CHILD]
+        cmd += [f"{job.saved_model}::{job.mode}={t}" for job, t in zip(jobs, tmp_outs)]
+        if representative is not None and any(job.mode == "int8" for job in jobs):
+            rep_path = Path(tmp) / "representative.npy"
+            np.save(rep_path, np.asarray(representative, dtype=np.float32))
+            cmd += ["--representative", str(rep_path)]
+        if int8_io:
+            cmd.append("--int8-io")
+        what = ", ".join(sorted({f"{j.label} {j.mode}" for j in jobs}))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise KwsKdError(f"TFLite conversion ({what}) timed out after {timeout_s:.0f} s") from None
+        done = {int(ln.split()[1]) for ln in proc.stdout.splitlines() if ln.startswith("done ")}
+        failed = next((j for i, j in enumerate(jobs) if i not in done), None)
+        name = failed.label if failed else jobs[-1].label
+        mode = failed.mode if failed else jobs[-1].mode
+        if proc.returncode < 0:
+            sig = signal.Signals(-proc.returncode).name
+            raise KwsKdError(f"{name}: the TFLite converter crashed ({sig}) converting to {mode}; no file written")
+        if proc.returncode != 0 or failed is not None:
+            raise KwsKdError(f"{name}: TFLite conversion to {mode} failed: {_last_error_line(proc.stderr)}")
+        for job, t in zip(jobs, tmp_outs):
+            if t.stat().st_size == 0:
+                raise KwsKdError(f"{job.label}: TFLite conversion to {job.mode} produced an empty file")
+    return [job.out for job in jobs]
+
+
 def convert_saved_model(
     saved_model: str | os.PathLike,
     outputs: dict[str, str | os.PathLike],
@@ -65,42 +126,10 @@ def convert_saved_model(
     label: str = "model",
     timeout_s: float = 3600,
 ) -> dict[str, Path]:
-    """Convert `saved_model` to every `{mode: out_path}` in one child process.
-
-    Each output is renamed into place only if its conversion succeeded; the
-    first failure raises `KwsKdError` naming `label` and the mode.
-    """
-    for mode in outputs:
-        if mode not in MODES:
-            raise KwsKdError(f"unknown quantization mode {mode!r} (choose from {', '.join(MODES)})")
-    if "int8" in outputs and (representative is None or len(representative) == 0):
-        raise KwsKdError(f"{label}: int8 quantization needs a non-empty representative set")
-    modes = list(outputs)
-    with tempfile.TemporaryDirectory(prefix="kws-kd-convert-") as tmp, contextlib.ExitStack() as stack:
-        tmp_outs = {m: stack.enter_context(atomic_path(outputs[m])) for m in modes}
-        cmd = [sys.executable, "-m", "kws_kd.tflite._child", str(saved_model)]
-        cmd += [f"{m}={tmp_outs[m]}" for m in modes]
-        if representative is not None and "int8" in outputs:
-            rep_path = Path(tmp) / "representative.npy"
-            np.save(rep_path, np.asarray(representative, dtype=np.float32))
-            cmd += ["--representative", str(rep_path)]
-        if int8_io:
-            cmd.append("--int8-io")
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise KwsKdError(f"{label}: TFLite conversion ({', '.join(modes)}) timed out after {timeout_s:.0f} s") from None
-        done = [ln.split()[1] for ln in proc.stdout.splitlines() if ln.startswith("done ")]
-        failed = next((m for m in modes if m not in done), None)
-        if proc.returncode < 0:
-            name = signal.Signals(-proc.returncode).name
-            raise KwsKdError(f"{label}: the TFLite converter crashed ({name}) converting to {failed}; no file written")
-        if proc.returncode != 0 or failed is not None:
-            raise KwsKdError(f"{label}: TFLite conversion to {failed} failed: {_last_error_line(proc.stderr)}")
-        for m in modes:
-            if tmp_outs[m].stat().st_size == 0:
-                raise KwsKdError(f"{label}: TFLite conversion to {m} produced an empty file")
-    return {m: Path(outputs[m]) for m in modes}
+    """Convert `saved_model` to every `{mode: out_path}` in one child process."""
+    jobs = [Job(Path(saved_model), mode, Path(out), label) for mode, out in outputs.items()]
+    run_jobs(jobs, representative=representative, int8_io=int8_io, timeout_s=timeout_s)
+    return {job.mode: job.out for job in jobs}
 
 
 def convert_model(
