@@ -317,6 +317,7 @@ def finetune(opts: FinetuneOptions) -> dict:
             diff = {k: (v, _fingerprint(opts)[k]) for k, v in saved["fingerprint"].items() if _fingerprint(opts)[k] != v}
             raise KwsKdError(f"{state_path}: resuming with different options {diff} (saved, now); use another --out")
 
+    torch.manual_seed(opts.seed)  # the head and a from-scratch backbone are initialised from the seed
     model = _build_model(opts, manifest)
     model.spec_augment.p = opts.specaugment_p
     model.wav2vec2.feature_extractor._requires_grad = False  # no gradient w.r.t. the raw audio
