@@ -132,7 +132,7 @@ def test_training_mode_runs_and_trains():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_weights_transfer_between_clip_lengths_and_export(name):
+def test_weights_transfer_between_clip_lengths_and_export(name, tmp_path):
     """Trained at 8 s, rebuilt at 1 s (training graph) and for export (batch 1, unrolled).
 
     The export model's outputs are compared with LiteRT and the 1 s Keras model in
@@ -146,6 +146,13 @@ def test_weights_transfer_between_clip_lengths_and_export(name):
     assert export.input_shape == (1, SR)
     assert [w.path for w in export.weights] == [w.path for w in strip(one_s).weights]
     for a, b in zip(export.get_weights(), strip(long_model).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # A run's .weights.h5 (training build, with branch) loads by layer name into
+    # the vanilla export build: what `kws-kd export` does with RUN/best.weights.h5.
+    long_model.save_weights(tmp_path / "best.weights.h5")
+    loaded = build_student(name, 12, SR, attention=False, for_export=True)
+    loaded.load_weights(tmp_path / "best.weights.h5")
+    for a, b in zip(loaded.get_weights(), strip(long_model).get_weights()):
         np.testing.assert_array_equal(a, b)
     rnns = lambda m: [l for l in m.layers if isinstance(l, keras.layers.RNN)]  # noqa: E731
     assert len(rnns(export)) == len(rnns(one_s)) == {"tc_resnet": 0, "att_rnn": 4, "mhatt_rnn": 4}.get(name, 1)
@@ -236,3 +243,22 @@ def test_cli_models_bad_clip(capsys):
 
     assert main(["models", "--clip-seconds", "0.01"]) == 2
     assert "shorter than one" in capsys.readouterr().err
+
+
+def test_mac_count_by_hand(built_1s):
+    from kws_kd.students.macs import model_macs
+
+    frames = 49
+    # FFT estimate + mel over FFT bins 2..486 (15.625 Hz each: 31-7594 Hz) + DCT
+    front_end = frames * (2 * 1024 * 10 + 485 * 40 + 40 * 20)
+    lstm_steps = frames * ((20 + 200) * 4 * 500 + 500 * 200)
+    assert model_macs(strip(built_1s["lstm_p"])) == front_end + lstm_steps + 200 * 12
+    branch = 200 * 200 + frames * 200
+    assert model_macs(built_1s["lstm_p"]) == front_end + lstm_steps + 200 * 12 + branch
+    crnn = (
+        front_end
+        + 47 * 18 * 9 * 16 + 43 * 16 * 15 * 16 * 16  # convs on 'valid' outputs
+        + 43 * (256 + 256) * 3 * 256  # GRU steps
+        + 256 * 128 + 128 * 256 + 256 * 12
+    )
+    assert model_macs(strip(built_1s["crnn"])) == crnn
