@@ -1,0 +1,198 @@
+"""Host latency table: every student x mode x clip length on this CPU with LiteRT, vs the PyTorch teacher.
+
+Thin wrapper over kws_kd.bench / kws_kd.tflite: converts the paper-size
+students (random weights: latency does not depend on the values; int8 is
+calibrated on noise) with the same code as `kws-kd export`, times them with
+`kws_kd.bench.host.host_latency` (XNNPACK on, median and p90 of >= 50 runs
+after warm-up), counts MACs with the students' analytical counter, measures
+the core's practical peak MAC rate (single-thread float32 SGEMM in numpy), and
+times the teachers with `python -m export.teacher_latency` in a child process
+(kws_kd never imports torch). Writes docs/latency.json, docs/latency.csv and
+the markdown table docs/latency.md.
+
+    python benchmarks/host_latency.py --seconds 1 8 --modes float32 int8 --threads 1 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
+CONV_STUDENTS = ("tc_resnet", "crnn", "att_rnn", "mhatt_rnn")  # students with conv layers
+SR = 16000
+
+
+def peak_sgemm_macs_per_s(n: int = 1024, repeats: int = 5) -> float:
+    """Single-thread float32 SGEMM rate (MAC/s) in a child with BLAS pinned to 1 thread."""
+    code = (
+        "import numpy as np, time\n"
+        f"n={n}; a=np.random.rand(n,n).astype(np.float32); b=np.random.rand(n,n).astype(np.float32)\n"
+        "a@b\nts=[]\n"
+        f"for _ in range({repeats}):\n t=time.perf_counter(); a@b; ts.append(time.perf_counter()-t)\n"
+        "print(n**3/min(ts))\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def convert_students(names, seconds, modes, work: Path, log) -> dict:
+    """{(student, seconds, mode): path or error string}; existing files are reused."""
+    import keras
+
+    from kws_kd.errors import KwsKdError
+    from kws_kd.students.attention import strip
+    from kws_kd.students.macs import model_macs
+    from kws_kd.students.registry import build_student
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
+
+    files, macs, params = {}, {}, {}
+    for name in names:
+        jobs = []
+        for sec in seconds:
+            samples = int(round(sec * SR))
+            keras.utils.set_random_seed(0)
+            model = strip(build_student(name, 12, samples, for_export=True))
+            macs[(name, sec)] = model_macs(model)
+            params[name] = int(model.count_params())
+            todo = {m: work / f"{name}_{sec:g}s_{m}.tflite" for m in modes}
+            missing = {m: p for m, p in todo.items() if not p.exists()}
+            files.update({(name, sec, m): p for m, p in todo.items()})
+            if missing:
+                sm = work / f"{name}_{sec:g}s_savedmodel"
+                if not sm.exists():
+                    t = time.time()
+                    export_saved_model(model, sm, name)
+                    log(f"  {name} {sec:g}s SavedModel in {time.time() - t:.0f}s")
+                jobs += [Job(sm, m, p, f"{name} {sec:g}s") for m, p in missing.items()]
+        if not jobs:
+            continue
+        rng = np.random.default_rng(0)
+        for sec in sorted({float(j.label.split()[-1][:-1]) for j in jobs}):
+            sec_jobs = [j for j in jobs if j.label.endswith(f" {sec:g}s")]
+            rep = (rng.normal(0, 0.1, (32, int(round(sec * SR))))).astype(np.float32)
+            t = time.time()
+            try:
+                run_jobs(sec_jobs, representative=rep)
+                log(f"  {name} {sec:g}s converted ({', '.join(j.mode for j in sec_jobs)}) in {time.time() - t:.0f}s")
+            except KwsKdError as exc:
+                log(f"  {name} {sec:g}s FAILED: {exc}")
+                for j in sec_jobs:
+                    files[(name, sec, j.mode)] = str(exc)
+    return {"files": files, "macs": macs, "params": params}
+
+
+def teacher_latency(teacher: str, seconds: float, threads: int, runs: int, log) -> dict | None:
+    cmd = [sys.executable, "-m", "export.teacher_latency", "--teacher", teacher, "--seconds", str(seconds),
+           "--threads", str(threads), "--runs", str(runs), "--warmup", "1"]  # fmt: skip
+    t = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    if proc.returncode != 0:
+        log(f"  teacher {teacher} {seconds:g}s failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+        return None
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    log(f"  teacher {teacher} {seconds:g}s {threads}t: {r['median_ms']:.1f} ms median ({time.time() - t:.0f}s)")
+    return r
+
+
+def write_outputs(rows, teachers, meta, out_dir: Path) -> None:
+    from kws_kd.atomic import atomic_write_text
+
+    atomic_write_text(out_dir / "latency.json", json.dumps({"meta": meta, "students": rows, "teachers": teachers}, indent=2) + "\n")
+    fields = ["student", "seconds", "mode", "threads", "median_ms", "p90_ms", "runs", "size_kib", "macs",
+              "gmacs_per_s", "peak_fraction", "ratio_xlsr", "ratio_small_cpu", "error"]  # fmt: skip
+    sio = io.StringIO()
+    w = csv.DictWriter(sio, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write_text(out_dir / "latency.csv", sio.getvalue())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--students", nargs="+", default=list(STUDENTS))
+    p.add_argument("--seconds", nargs="+", type=float, default=[1.0, 8.0])
+    p.add_argument("--modes", nargs="+", default=["float32", "int8"])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 4])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--teachers", nargs="*", default=["small-cpu", "xlsr-300m-shape"])
+    p.add_argument("--teacher-runs", type=int, default=3)
+    p.add_argument("--work", default="/tmp/kws-kd-bench", help="where .tflite files are kept (reused)")
+    p.add_argument("--out", default=str(REPO / "docs"), help="folder for latency.json/.csv")
+    args = p.parse_args(argv)
+    work, out_dir = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+
+    def log(msg):
+        print(msg, flush=True)
+
+    from kws_kd.bench.host import host_latency
+
+    log("peak MAC rate (1-thread float32 SGEMM) ...")
+    peak = peak_sgemm_macs_per_s()
+    log(f"  {peak / 1e9:.1f} GMAC/s")
+    teachers = []
+    for teacher in args.teachers:
+        for sec in args.seconds:
+            r = teacher_latency(teacher, sec, 1, args.teacher_runs, log)
+            if r:
+                teachers.append(r)
+    meta = {
+        "machine": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "note": "shared 2-core machine; 4 threads are oversubscribed; other jobs ran concurrently",
+        "peak_sgemm_gmacs_per_s_1thread": peak / 1e9,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "xnnpack": True,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    rows = []
+    for name in args.students:
+        log(f"{name}: converting ...")
+        conv = convert_students([name], args.seconds, args.modes, work, log)
+        for sec in args.seconds:
+            for mode in args.modes:
+                path = conv["files"][(name, sec, mode)]
+                for th in args.threads:
+                    row = {"student": name, "seconds": sec, "mode": mode, "threads": th,
+                           "macs": conv["macs"][(name, sec)], "params": conv["params"][name]}  # fmt: skip
+                    if isinstance(path, str):
+                        row["error"] = path
+                        rows.append(row)
+                        continue
+                    r = host_latency(path, threads=th, runs=args.runs, warmup=args.warmup)
+                    row.update({k: r[k] for k in ("median_ms", "p90_ms", "runs")})
+                    row["size_kib"] = round(r["size_bytes"] / 1024, 1)
+                    row["gmacs_per_s"] = row["macs"] / (r["median_ms"] / 1e3) / 1e9
+                    row["peak_fraction"] = row["gmacs_per_s"] * 1e9 / peak
+                    for t in teachers:
+                        if t["seconds"] == sec and t["threads"] == 1:
+                            key = "ratio_xlsr" if t["teacher"] == "xlsr-300m-shape" else "ratio_small_cpu"
+                            row[key] = t["median_ms"] / r["median_ms"]
+                    rows.append(row)
+                    log(f"  {name} {sec:g}s {mode:8s} {th}t: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} "
+                        f"ms, {row['size_kib']} KiB, {row['gmacs_per_s']:.2f} GMAC/s")  # fmt: skip
+        write_outputs(rows, teachers, meta, out_dir)
+    log(f"wrote {out_dir / 'latency.json'} and latency.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
