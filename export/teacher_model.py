@@ -254,6 +254,9 @@ def _backbone_from_dir(directory: Path) -> Wav2Vec2Model:
     weights = list(directory.glob("*.safetensors")) + list(directory.glob("*.bin"))
     if not weights:
         raise KwsKdError(f"{directory}: no weights (*.safetensors or *.bin) next to config.json")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     try:
         return Wav2Vec2Model.from_pretrained(str(directory), attn_implementation="eager", local_files_only=True)
     except (OSError, ValueError, RuntimeError) as exc:

@@ -152,3 +152,35 @@ def test_audio_shorter_than_the_receptive_field_is_refused(tiny):
         tiny(torch.randn(1, 399))
     with torch.no_grad():
         assert tiny(torch.randn(1, 400)).logits.shape == (1, 3)
+
+
+def test_span_stats_match_a_hand_computed_example():
+    from export.attention_check import span_stats
+
+    centres = np.array([0.01, 0.03, 0.05, 0.07, 0.09])
+    vectors = np.array([[0.5, 0.1, 0.3, 0.1, 0.0], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    spans = np.array([[0.04, 0.08], [-1.0, -1.0]])  # second clip has no span: skipped
+    s = span_stats(vectors, centres, spans)
+    # frame 0 dropped, rest renormalised: [0.2, 0.6, 0.2, 0.0]; frames 2 and 3 are in the span
+    assert s["clips"] == 1
+    assert s["mass"] == pytest.approx(0.8) and s["chance"] == pytest.approx(0.5)
+    assert s["ratio"] == pytest.approx(1.6) and s["peak_in_span"] == 1.0
+
+
+def test_attention_focus_runs_on_a_mixed_source(tiny):
+    from export.attention_check import attention_focus
+    from export.teacher_data import MixSource
+    from kws_kd.data.manifest import ClipRecord, Manifest
+
+    recs = [ClipRecord(f"c{i}", "test", (LABELS[i % 3],), "") for i in range(4)]
+    manifest = Manifest("/nowhere", LABELS, recs)
+    src = MixSource(recs, manifest, [np.random.default_rng(0).standard_normal(40000).astype(np.float32) * 0.1],
+                    progress=False)
+    src.keywords[:] = np.random.default_rng(1).standard_normal(src.keywords.shape).astype(np.float32) * 0.3
+    res = attention_focus(tiny, src, 2.0, batch_size=2)
+    assert res["clips"] == 4 and 0.0 <= res["accuracy"] <= 1.0
+    for target in ("rollout", "rollout_top2", "last_layer"):
+        assert res[target]["clips"] == 4
+        assert 0.0 <= res[target]["mass"] <= 1.0
+        # a 1 s span in 2 s (98 frames after frame 0) holds about half the frames
+        assert res[target]["chance"] == pytest.approx(0.5, abs=0.03)
