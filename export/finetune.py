@@ -286,7 +286,7 @@ class _StopFlag:
 
 def finetune(opts: FinetuneOptions) -> dict:
     """Train; returns a summary (best step and metric, steps run, test metrics)."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
 
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -303,8 +303,6 @@ def finetune(opts: FinetuneOptions) -> dict:
     weights = weights / weights.sum()
     val_seconds = opts.val_seconds or (8.0 if opts.fresh_mix else float(manifest.clip_seconds or max(opts.clip_seconds)))
 
-    accelerator = Accelerator()
-    main = accelerator.is_main_process
     state_path = out / STATE_FILE
     resume = state_path.is_file()
     saved = None
@@ -319,6 +317,10 @@ def finetune(opts: FinetuneOptions) -> dict:
 
     torch.manual_seed(opts.seed)  # the head and a from-scratch backbone are initialised from the seed
     model = _build_model(opts, manifest)
+    # DDP must tolerate parameters without gradient when LayerDrop skips layers (pretrained XLSR configs).
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=model.wav2vec2.config.layerdrop > 0)
+    accelerator = Accelerator(kwargs_handlers=[ddp])
+    main = accelerator.is_main_process
     model.spec_augment.p = opts.specaugment_p
     model.wav2vec2.feature_extractor._requires_grad = False  # no gradient w.r.t. the raw audio
     lr = opts.learning_rate(manifest.multi_label)
