@@ -3,7 +3,7 @@
 Both arms share everything except the training clips:
 
 * keyword source A: the shared real Speech Commands subset (speaker-hash split);
-* keyword source B: A plus an espeak-ng synth set, all of it added to *train*;
+* keyword source B: A plus espeak-ng clips of the 10 keywords, all added to *train*;
 * the same babble (real train-split talkers, `_unknown_` words), the same D,
   the same seed, so validation and test are the very same noisy real clips
   (checked below by content hash);
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="tc_resnet")
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=2.0)
-    ap.add_argument("--per-word", type=int, default=60, help="espeak clips per word (35 words)")
+    ap.add_argument("--per-word", type=int, default=180, help="espeak clips per keyword (the 10 keywords)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--work", default=str(ROOT / "runs" / "real_vs_espeak"), help="scratch folder (datasets, runs)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_vs_espeak.json"))
@@ -54,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from kws_kd.data.babble import babble_sources, build_babble
     from kws_kd.data.load import load_dataset
     from kws_kd.data.noisy import build_noisy
+    from kws_kd.data.speech_commands import KEYWORDS_10
     from kws_kd.data.synth import build_synth
     from kws_kd.train import TrainOptions, train
 
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         build_babble(babble_sources(real, words="unknown"), work / "babble", num_files=10,
                      seconds=max(30.0, 2 * args.seconds), seed=args.seed)
     if not (work / "synth").exists():
-        build_synth(work / "synth", per_word=args.per_word, seed=args.seed)
+        build_synth(work / "synth", per_word=args.per_word, seed=args.seed, words=KEYWORDS_10)
     synth = load_dataset(work / "synth")
     arms = {"real": real, "real+espeak": combined_manifest(real, synth)}
     results = {}

@@ -47,7 +47,7 @@ def make_sc_tree(
     root: Path,
     words: tuple[str, ...] = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "bed", "cat"),
     speakers: int = 12,
-    per_speaker: int = 2,
+    per_speaker: int = 1,
     seconds: float = 1.0,
     lists: bool = True,
     background: bool = True,

@@ -27,7 +27,7 @@ def test_official_lists_define_val_and_test(sc_tree):
     for c in m.clips:
         rel = c.clip_id + ".wav"
         assert c.split == ("validation" if rel in val else "test" if rel in test else "train")
-    assert len(m.clips) == 12 * 12 * 2
+    assert len(m.clips) == 12 * 12 * 1
 
 
 def test_missing_split_list_is_a_clear_error(tmp_path):
