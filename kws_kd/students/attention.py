@@ -18,7 +18,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kws_kd.errors import KwsKdError
 
 BRANCH_PREFIX = "att_branch"
 
