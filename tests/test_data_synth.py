@@ -44,3 +44,16 @@ def test_synth_layout_levels_and_lists(tmp_path):
     # deterministic given the seed
     build_synth(tmp_path / "syn2", per_word=6, words=words, babble_files=0, seed=3, progress=False)
     np.testing.assert_array_equal(read_audio(files[0]), read_audio(tmp_path / "syn2" / files[0].relative_to(root)))
+
+
+def test_synth_cli_then_check(tmp_path, capsys):
+    from kws_kd.cli.main import main
+
+    out = tmp_path / "s"
+    args = ["data", "synth", "--out", str(out), "--per-word", "3", "--babble-files", "1", "--babble-seconds", "2"]
+    assert main(args) == 0
+    assert len(list(out.glob("*/*_nohash_*.wav"))) == 105
+    assert main(["data", "check", str(out)]) == 0
+    capsys.readouterr()
+    assert main(args) == 2  # existing output is refused, not overwritten
+    assert "already exists" in capsys.readouterr().err
