@@ -6,6 +6,8 @@ into the running rollout as soon as it is produced, instead of transformers
 collecting all layers' maps). Every configuration runs in its own child process
 so its memory is measured alone: RSS is sampled every 5 ms while the export
 runs; "before" is the RSS with the model built and nothing exported yet.
+Workers run with MALLOC_MMAP_THRESHOLD_=131072 (see MMAP_THRESHOLD) unless
+--glibc-default-malloc is given.
 
     python benchmarks/teacher_export.py [--quick] [--out benchmarks/results/teacher_export.json]
 
@@ -39,6 +41,10 @@ CONFIGS = {
 }
 QUICK = {"small-cpu": ((2, 4), (8, 16)), "xlsr-300m-shape": ((1, 2), (2, 4))}
 SECONDS = 8.0
+# A fixed glibc mmap threshold (128 KiB) returns big freed buffers to the OS at once; with glibc's
+# default dynamic threshold, peak RSS creeps up by tens of MB over many batches (heap fragmentation)
+# and would blur the point measured here: what the exporter itself holds.
+MMAP_THRESHOLD = "131072"
 
 
 def rss_mb() -> float:
@@ -124,7 +130,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer, smaller runs")
     ap.add_argument("--models", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    ap.add_argument("--batches", type=int, nargs="+", help="override the batch sizes of every model")
+    ap.add_argument("--clips", type=int, nargs="+", help="override the clip counts of every model")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--glibc-default-malloc", action="store_true",
+                    help="leave glibc's dynamic mmap threshold on (peak RSS then creeps up slowly with the number "
+                         "of batches through heap fragmentation, though nothing is retained)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "teacher_export.json"))
     ap.add_argument("--worker", nargs=4, metavar=("MODEL", "BATCH", "CLIPS", "DATA"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -133,7 +144,10 @@ def main(argv=None) -> int:
         print(json.dumps(worker(model, int(batch), int(clips), Path(data), args.threads)))
         return 0
 
-    configs = QUICK if args.quick else CONFIGS
+    configs = dict(QUICK if args.quick else CONFIGS)
+    for m in configs:
+        batches, counts = configs[m]
+        configs[m] = (tuple(args.batches or batches), tuple(args.clips or counts))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
@@ -145,8 +159,10 @@ def main(argv=None) -> int:
                 for clips in counts:
                     cmd = [sys.executable, __file__, "--threads", str(args.threads), "--worker", model, str(batch),
                            str(clips), str(data)]
-                    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
-                                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+                    env = dict(os.environ, PYTHONPATH=str(REPO))
+                    if not args.glibc_default_malloc:
+                        env.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
+                    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
                     if proc.returncode != 0:
                         print(proc.stderr[-2000:], file=sys.stderr)
                         return 1
@@ -165,7 +181,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "teacher_export", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                               "cpu_count": os.cpu_count(), "rows": rows}, indent=2) + "\n")
+                               "cpu_count": os.cpu_count(),
+                               "malloc_mmap_threshold": None if args.glibc_default_malloc else
+                               os.environ.get("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD),
+                               "rows": rows}, indent=2) + "\n")
     print(f"\nwrote {out}")
     return 0
 

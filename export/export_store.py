@@ -266,7 +266,11 @@ class LayerAttentionTap:
                     f"encoder layer {index} returned no attention weights: the teacher must use eager attention "
                     "(SDPA and flash attention do not expose them)"
                 )
-            self._acc.update(weights.detach().float().cpu().numpy())
+            # Fuse the heads on the device first (float32): only [B, 1, T, T] crosses to numpy,
+            # where fusing one head again is the identity.
+            w = weights.detach().float()
+            fused = w.mean(dim=1, keepdim=True) if self._acc.head_fusion == "mean" else w.amax(dim=1, keepdim=True)
+            self._acc.update(fused.cpu().numpy())
             return None
 
         return hook

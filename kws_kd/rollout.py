@@ -130,11 +130,12 @@ class RolloutOptions:
 
 def fuse_heads(layer_map: np.ndarray, head_fusion: str = "mean") -> np.ndarray:
     """[..., heads, T, T] -> [..., T, T] by mean or max over heads (float64)."""
-    layer_map = np.asarray(layer_map, dtype=np.float64)
+    layer_map = np.asarray(layer_map)
+    # Reduce first, convert after: no float64 copy of all heads.
     if head_fusion == "mean":
-        return layer_map.mean(axis=-3)
+        return layer_map.mean(axis=-3, dtype=np.float64)
     if head_fusion == "max":
-        return layer_map.max(axis=-3)
+        return layer_map.max(axis=-3).astype(np.float64)
     raise KwsKdError(f"unknown head fusion {head_fusion!r}; expected one of {', '.join(HEAD_FUSIONS)}")
 
 
