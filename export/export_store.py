@@ -282,6 +282,8 @@ def _order_by_length(clips: Sequence[ClipRecord], clip_samples: int | None) -> l
         return sorted(clips, key=lambda c: c.clip_id)
 
     def length(c: ClipRecord) -> int:
+        if not c.path:
+            return SAMPLE_RATE
         rate, _, frames = audio_info(c.path)
         return round(frames * SAMPLE_RATE / rate)
 
@@ -289,6 +291,10 @@ def _order_by_length(clips: Sequence[ClipRecord], clip_samples: int | None) -> l
 
 
 def _read_clip(clip: ClipRecord, clip_samples: int | None, receptive_field: int) -> np.ndarray:
+    if not clip.path:
+        # A Speech Commands `_silence_` placeholder (training-archive layout): digital silence,
+        # as kws_kd.data.speech_commands.load_clip gives the students.
+        return np.zeros(clip_samples or SAMPLE_RATE, dtype=np.float32)
     audio = read_audio(clip.path)
     if clip_samples is not None:
         audio = pad_or_crop(audio, clip_samples)  # the dataset's fixed length, zero-padded at the end
