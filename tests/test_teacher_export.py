@@ -199,7 +199,7 @@ def test_too_short_audio_names_the_file(teacher, tmp_path):
 
 
 def test_mixed_lengths_in_a_batch_are_masked(teacher, tmp_path):
-    """A 0.5 s and a 1 s clip in one batch: the short one's vector has its own 24 frames and sums to 1."""
+    """A 0.5 s and two 1 s clips in one batch: the short one's vector has its own 24 frames and sums to 1."""
     from export.teacher_model import load_teacher
 
     root = tmp_path / "mixed"
@@ -208,12 +208,14 @@ def test_mixed_lengths_in_a_batch_are_masked(teacher, tmp_path):
     write_wav(root / "long.wav", (0.3 * rng.standard_normal(16000)).clip(-1, 1).astype(np.float32))
     write_wav(root / "short.wav", (0.3 * rng.standard_normal(8000)).clip(-1, 1).astype(np.float32))
     clips = [ClipRecord("long", "test", ("go",), str(root / "long.wav")),
-             ClipRecord("short", "test", ("stop",), str(root / "short.wav"))]
+             ClipRecord("short", "test", ("stop",), str(root / "short.wav")),
+             ClipRecord("silence", "test", ("stop",), "")]  # a pathless SC silence placeholder: 1 s of zeros
     model = load_teacher(teacher)
     export_with_model(model, Manifest(str(root), list(LABELS), clips), tmp_path / "s", teacher_hash="x",
-                      batch_size=2, progress=False)
+                      batch_size=3, progress=False)
     store = TeacherStore.open(tmp_path / "s")
     assert store.attention("long").shape == (49,) and store.attention("short").shape == (24,)
-    for cid in ("long", "short"):
+    assert store.attention("silence").shape == (49,)
+    for cid in ("long", "short", "silence"):
         assert store.attention(cid).sum() == pytest.approx(1.0, abs=1e-5)
         assert np.all(store.attention(cid) > 0)
