@@ -66,6 +66,17 @@ def test_sdpa_attention_cannot_silently_give_no_maps():
             model(torch.randn(1, 16000))
 
 
+def test_layerdrop_skipped_layers_are_an_error_not_a_shorter_rollout():
+    model = tiny_wav2vec2()
+    model.config.layerdrop = 1.0  # every layer skipped in train mode
+    model.train()
+    with LayerAttentionTap(types.SimpleNamespace(wav2vec2=model)) as tap, torch.no_grad():
+        tap.start(RolloutAccumulator(2))
+        model(torch.randn(1, 16000))
+        with pytest.raises(KwsKdError, match="0 layer maps, expected 2"):
+            tap.finish()
+
+
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
