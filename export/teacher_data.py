@@ -27,6 +27,7 @@ from kws_kd.data.manifest import ClipRecord, Manifest
 from kws_kd.errors import KwsKdError
 
 KEYWORD_SAMPLES = SAMPLE_RATE
+CACHE_BYTES = 2 << 30  # datasets up to 2 GiB of float32 audio are held in memory
 
 
 @dataclass
@@ -59,14 +60,21 @@ class ClipSource:
             raise KwsKdError(f"{manifest.root}: no clips in this split")
         self.records = records
         self.labels = encode_labels(records, manifest)
-        self.audio = [read_audio(r.path) if r.path else np.zeros(SAMPLE_RATE, np.float32)
-                      for r in _progress(records, "reading clips", progress)]
+        estimate = len(records) * (manifest.clip_seconds or 30.0) * SAMPLE_RATE * 4
+        self.audio = None  # read on demand for large datasets (FSD50K would not fit in memory)
+        if estimate <= CACHE_BYTES:
+            self.audio = [self._read(r) for r in _progress(records, "reading clips", progress)]
+
+    @staticmethod
+    def _read(rec: ClipRecord) -> np.ndarray:
+        return read_audio(rec.path) if rec.path else np.zeros(SAMPLE_RATE, np.float32)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def _window(self, i: int, num_samples: int, rng: np.random.Generator | None) -> tuple[np.ndarray, tuple[float, float]]:
-        audio, rec = self.audio[i], self.records[i]
+        rec = self.records[i]
+        audio = self.audio[i] if self.audio is not None else self._read(rec)
         span = (-1.0, -1.0) if rec.keyword_start is None else (rec.keyword_start, rec.keyword_end)
         if len(audio) <= num_samples:
             return pad_or_crop(audio, num_samples), span
@@ -108,7 +116,12 @@ class MixSource:
         self.noise = noise
         self.background = background or []
         self.silence = np.array(["_silence_" in r.labels for r in records])
-        self.keywords = np.stack([self._keyword(r) for r in _progress(records, "reading keywords", progress)])
+        self.keywords = None  # [N, 16000] cache when it fits, else read on demand
+        if len(records) * KEYWORD_SAMPLES * 4 <= CACHE_BYTES:
+            self.keywords = np.stack([self._keyword(r) for r in _progress(records, "reading keywords", progress)])
+
+    def keyword(self, i: int) -> np.ndarray:
+        return self.keywords[i] if self.keywords is not None else self._keyword(self.records[i])
 
     def _keyword(self, rec: ClipRecord) -> np.ndarray:
         src = rec.source if rec.source and Path(rec.source).is_file() else rec.path
@@ -137,7 +150,7 @@ class MixSource:
         spans = np.full((len(indices), 2), -1.0, dtype=np.float32)
         for row, i in enumerate(indices):
             i = int(i)
-            keyword = self.keywords[i]
+            keyword = self.keyword(i)
             if self.silence[i] and not self.records[i].path and self.background:
                 bg = self.background[int(rng.integers(len(self.background)))]
                 keyword = crop_noise(bg, KEYWORD_SAMPLES, rng)

@@ -111,7 +111,7 @@ def test_fresh_mix_places_the_keyword_at_the_reported_span(data):
         s0 = int(round(batch.spans[row, 0] * 16000))
         assert batch.spans[row, 1] - batch.spans[row, 0] == pytest.approx(1.0)
         expected = np.zeros(32000, np.float32)
-        expected[s0 : s0 + 16000] = 0.75 * src.keywords[i]
+        expected[s0 : s0 + 16000] = 0.75 * src.keyword(i)
         np.testing.assert_allclose(batch.audio[row], expected, atol=1e-6)
     # evaluation passes are identical every time; training draws are not
     a = [b.audio for b in fixed_batches(src, 32000, 4, None, seed=1)]
@@ -119,6 +119,16 @@ def test_fresh_mix_places_the_keyword_at_the_reported_span(data):
     np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
     again = src.sample(np.random.default_rng(6), 6, 32000)
     assert not np.array_equal(again.audio, batch.audio)
+    # a source too large to cache reads keywords on demand and mixes the same audio
+    import export.teacher_data as td
+
+    old, td.CACHE_BYTES = td.CACHE_BYTES, 0
+    try:
+        lazy = MixSource(records, manifest, [np.zeros(16000 * 3, np.float32)], progress=False)
+    finally:
+        td.CACHE_BYTES = old
+    assert lazy.keywords is None
+    np.testing.assert_array_equal(lazy.sample(np.random.default_rng(5), 6, 32000).audio, batch.audio)
 
 
 def test_cli_fresh_mix_with_a_noise_folder(data, tmp_path):
