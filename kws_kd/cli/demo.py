@@ -8,7 +8,8 @@ from kws_kd.cli.common import add_command
 
 
 def register(subparsers) -> None:
-    from kws_kd.demo import DATA_SOURCES, DemoOptions
+    from kws_kd.demo import DemoOptions
+    from kws_kd.experiment import DATA_SOURCES
 
     d = DemoOptions()
     p = add_command(
@@ -23,12 +24,15 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("--out", default=d.out, help="folder for everything the demo makes")
-    p.add_argument("--quick", action="store_true", help="<= 3-minute smoke version (tiny data, 2 s clips, few steps)")
-    p.add_argument("--data", choices=DATA_SOURCES, default=d.data,
-                   help="keyword source: the shared real Speech Commands subset, or espeak-ng synth (auto: shared if found)")
+    p.add_argument("--quick", action="store_true", help="<= 3-minute smoke version (tiny data, 2 s clips, TC-ResNet, few steps)")
+    p.add_argument("--data", default=d.data,
+                   help=f"keyword source: {'|'.join(DATA_SOURCES)} (auto: the shared real Speech Commands subset if "
+                        "found, else espeak-ng synth), or a Speech Commands folder")
+    p.add_argument("--noise", default=None, help="folder of long speech-noise WAVs (default: babble from the data's talkers)")
     p.add_argument("--shared-data", default=None, help="folder holding speech_commands_v0.02_test_subset/ (default: ../shared/data)")
     p.add_argument("--seconds", type=float, default=None, help=f"clip length D (default {d.seconds:g}; --quick: 2)")
-    p.add_argument("--students", nargs="+", default=list(d.students), help="students to train (see `kws-kd models`)")
+    p.add_argument("--students", nargs="+", default=None,
+                   help=f"students to train (see `kws-kd models`; default {' '.join(d.students)}; --quick: tc_resnet)")
     p.add_argument("--kd-lambda", type=float, default=d.kd_lambda, help="lambda of the distilled students")
     p.add_argument("--steps", type=int, default=None, help=f"training steps per student (default {d.steps})")
     p.add_argument("--batch-size", type=int, default=None, help=f"batch size (default {d.batch_size})")
@@ -46,11 +50,12 @@ def _run(args: argparse.Namespace) -> int:
 
     explicit = {
         k: v
-        for k, v in {"seconds": args.seconds, "steps": args.steps, "batch_size": args.batch_size}.items()
+        for k, v in {"seconds": args.seconds, "steps": args.steps, "batch_size": args.batch_size,
+                     "students": tuple(args.students) if args.students else None}.items()
         if v is not None
     }
     common = dict(
-        out=args.out, data=args.data, shared_data=args.shared_data, students=tuple(args.students),
+        out=args.out, data=args.data, noise=args.noise, shared_data=args.shared_data,
         kd_lambda=args.kd_lambda, seed=args.seed, teacher=args.teacher, train_teacher=args.train_teacher,
         teacher_minutes=args.teacher_minutes, rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
         **explicit,

@@ -1,0 +1,323 @@
+"""Reusable experiment stages: data, teacher, teacher store, one student run.
+
+`kws-kd demo` and `benchmarks/reproduce_table*.py` assemble these. Each is a
+cached stage (`kws_kd.stages`) keyed by its options and its inputs. The teacher
+runs in child processes (`kws-kd teacher ...`, `python -m export.teacher_latency`):
+the calling process holds TensorFlow and never imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from kws_kd.errors import KwsKdError
+from kws_kd.stages import StageResult, StageRunner
+
+SC_SUBSET = "speech_commands_v0.02_test_subset"
+REFERENCE_TEACHER = Path(__file__).resolve().parents[1] / "export" / "reference_teacher"
+DATA_SOURCES = ("auto", "shared", "synth")
+
+
+@dataclass
+class ExperimentOptions:
+    """What decides an experiment's numbers; stage keys hash these."""
+
+    data: str = "auto"  # auto: the shared real subset when present, else espeak-ng synth; or a dataset folder
+    noise: str | None = None  # a folder of long speech-noise WAVs; default: babble from the data's own talkers
+    shared_data: str | None = None
+    synth_per_word: int = 40
+    seconds: float = 8.0
+    kd_lambda: float = 0.25
+    steps: int = 300
+    batch_size: int = 32
+    eval_every: int = 100
+    learning_rates: tuple[float, ...] = (0.001, 0.0005, 0.0001, 0.00002)
+    seed: int = 0
+    teacher: str | None = None  # default: the shipped reference teacher
+    train_teacher: bool = False
+    teacher_minutes: float = 10.0
+    rollout_layers: str = "all"
+    rollout_mode: str = "rollout"
+    max_clips_per_label: int | None = None  # per split; None = every clip
+    babble_files: int = 12
+    bench_runs: int = 50
+    teacher_bench_runs: int = 10
+    calibration_clips: int = 200
+
+
+@dataclass
+class DataRef:
+    """A dataset folder to train on, and the stage that made it (None for a user's folder)."""
+
+    path: Path
+    key: str
+    stage: StageResult | None = None
+    summary: dict | None = None
+
+    @property
+    def upstream(self) -> list[StageResult]:
+        return [self.stage] if self.stage else []
+
+
+# --------------------------------------------------------------------- data
+
+
+def find_shared_data(explicit: str | None = None) -> Path | None:
+    """The shared real Speech Commands subset: --shared-data, $KWS_KD_SHARED_DATA, or ../shared/data."""
+    candidates = []
+    if explicit:
+        candidates.append(Path(explicit))
+    if os.environ.get("KWS_KD_SHARED_DATA"):
+        candidates.append(Path(os.environ["KWS_KD_SHARED_DATA"]))
+    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    for c in candidates:
+        for path in (c / SC_SUBSET, c):
+            if (path / "_background_noise_").is_dir() and (path / "yes").is_dir():
+                return path.resolve()
+    if explicit:
+        raise KwsKdError(f"{explicit}: no Speech Commands folder (expected {SC_SUBSET}/ or yes/, _background_noise_/)")
+    return None
+
+
+def _limit_per_label(manifest, per_label: int | None, seed: int):
+    """A deterministic subset: at most `per_label` clips of each label in each split."""
+    if per_label is None:
+        return manifest
+    rng = np.random.default_rng(seed)
+    keep = []
+    for split in ("train", "validation", "test"):
+        by_label: dict[str, list] = {}
+        for c in manifest.split(split):
+            by_label.setdefault(c.label, []).append(c)
+        for label in sorted(by_label):
+            clips = by_label[label]
+            idx = rng.permutation(len(clips))[:per_label]
+            keep += [clips[i] for i in sorted(idx)]
+    return replace(manifest, clips=keep)
+
+
+def source_manifest(opts: ExperimentOptions, runner: StageRunner) -> tuple[object, dict]:
+    """The keyword dataset (real voices when available) and a description for stage keys."""
+    from kws_kd.data.load import load_dataset
+
+    choice = opts.data
+    if choice not in DATA_SOURCES:
+        if not Path(choice).is_dir():
+            raise KwsKdError(f"--data must be one of {', '.join(DATA_SOURCES)} or a dataset folder; {choice!r} is neither")
+        manifest = load_dataset(choice)
+        desc = {"source": str(Path(choice).resolve()), "hash": manifest.content_hash()}
+    else:
+        shared = find_shared_data(opts.shared_data) if choice in ("auto", "shared") else None
+        if choice == "shared" and shared is None:
+            raise KwsKdError("--data shared: the shared Speech Commands subset was not found (try --shared-data DIR)")
+        if shared is not None:
+            manifest = load_dataset(shared)
+            desc = {"source": "shared real speech", "path": str(shared), "hash": manifest.content_hash()}
+        else:
+            from kws_kd.data.synth import build_synth
+
+            def build(folder: Path) -> dict:
+                m = build_synth(folder / "synth", per_word=opts.synth_per_word, seed=opts.seed, overwrite=True)
+                return {"clips": len(m.clips)}
+
+            stage = runner.run("synth", {"per_word": opts.synth_per_word, "seed": opts.seed}, build)
+            manifest = load_dataset(stage.path / "synth")
+            desc = {"source": "espeak-ng synth", "stage": stage.key}
+    return _limit_per_label(manifest, opts.max_clips_per_label, opts.seed), desc
+
+
+def noisy_data(opts: ExperimentOptions, runner: StageRunner) -> DataRef:
+    """Noisy Speech Commands at `opts.seconds`: keywords of the source data in babble (or `opts.noise`)."""
+    from kws_kd.data.babble import babble_sources, build_babble
+    from kws_kd.data.noisy import build_noisy
+
+    manifest, desc = source_manifest(opts, runner)
+    params = {"data": desc, "clips": manifest.content_hash(), "seconds": opts.seconds, "seed": opts.seed,
+              "babble_files": opts.babble_files, "noise": str(Path(opts.noise).resolve()) if opts.noise else None}
+
+    def build(folder: Path) -> dict:
+        if opts.noise:
+            noise = Path(opts.noise)
+        else:
+            noise = folder / "babble"
+            sources = babble_sources(manifest, words="unknown", split="train")
+            if len(sources) < 8:  # tiny subsets: any train talker will do
+                sources = babble_sources(manifest, words="all", split="train")
+            build_babble(sources, noise, num_files=opts.babble_files, seconds=max(30.0, 2 * opts.seconds),
+                         seed=opts.seed, overwrite=True)
+        noisy = build_noisy(manifest, noise, opts.seconds, folder / "noisy", seed=opts.seed, overwrite=True)
+        counts = {s: len(noisy.split(s)) for s in ("train", "validation", "test")}
+        return {"clips": counts, "source": desc["source"]}
+
+    stage = runner.run(f"noisy-{opts.seconds:g}s", params, build)
+    return DataRef(stage.path / "noisy", stage.key, stage, stage.summary)
+
+
+def folder_data(path: str | Path) -> DataRef:
+    """A user's dataset folder used as it is (e.g. FSD50K); keyed by its manifest hash."""
+    from kws_kd.data.load import load_dataset
+
+    manifest = load_dataset(path)
+    counts = {s: len(manifest.split(s)) for s in ("train", "validation", "test")}
+    return DataRef(Path(path).resolve(), manifest.content_hash(), None, {"clips": counts, "source": str(path)})
+
+
+# --------------------------------------------------------------------- teacher (child processes)
+
+
+def _kws_kd(*args: str) -> None:
+    """Run a `kws-kd` subcommand in a child process (torch stays out of this one)."""
+    cmd = [sys.executable, "-m", "kws_kd.cli.main", *args]
+    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or "").strip().splitlines()
+        raise KwsKdError(f"`kws-kd {' '.join(args[:2])}` failed: {tail[-1] if tail else 'exit ' + str(proc.returncode)}")
+
+
+def teacher_folder(opts: ExperimentOptions, runner: StageRunner, data: DataRef) -> tuple[Path, list[StageResult]]:
+    """The teacher folder (given, shipped, or fine-tuned from scratch with --train-teacher) and its stage."""
+    if not opts.train_teacher:
+        teacher = Path(opts.teacher) if opts.teacher else REFERENCE_TEACHER
+        if not (teacher / "teacher.json").is_file():
+            raise KwsKdError(f"{teacher}: no teacher checkpoint (teacher.json missing); use --train-teacher or --teacher DIR")
+        return teacher, []
+
+    def build(folder: Path) -> dict:
+        _kws_kd("teacher", "finetune", "--data", str(data.path), "--out", str(folder / "teacher"),
+                "--config", "small-cpu", "--fresh-mix", "--max-minutes", str(opts.teacher_minutes))
+        return {}
+
+    params = {"minutes": opts.teacher_minutes, "seed": opts.seed, "data": data.key}
+    stage = runner.run("teacher", params, build, upstream=data.upstream)
+    return stage.path / "teacher", [stage]
+
+
+def teacher_store(opts: ExperimentOptions, runner: StageRunner, data: DataRef, teacher: Path,
+                  teacher_stages: list[StageResult]) -> tuple[Path, StageResult]:
+    """Export the teacher attention store for every split of `data`: (store folder, its stage)."""
+    from kws_kd.store import TeacherStore
+
+    params = {"data": data.key, "teacher": str(teacher), "teacher_files": _teacher_fingerprint(teacher),
+              "layers": opts.rollout_layers, "mode": opts.rollout_mode}
+
+    def build(folder: Path) -> dict:
+        _kws_kd("teacher", "export", "--teacher", str(teacher), "--data", str(data.path),
+                "--out", str(folder / "store"), f"--layers={opts.rollout_layers}", "--mode", opts.rollout_mode)
+        return {"clips": len(TeacherStore.open(folder / "store").clip_ids())}
+
+    stage = runner.run(f"store-{data.key[:8]}", params, build, upstream=data.upstream + teacher_stages)
+    return stage.path / "store", stage
+
+
+def _teacher_fingerprint(teacher: Path) -> str:
+    """Cheap identity of a teacher folder (file names and sizes) for stage keys."""
+    if not teacher.is_dir():
+        return "missing"
+    return ";".join(sorted(f"{p.name}:{p.stat().st_size}" for p in teacher.iterdir() if p.is_file()))
+
+
+def teacher_metrics(store_path: Path, manifest, clip_seconds: float) -> dict:
+    """Teacher test metric from its stored logits, and (keyword data) its attention mass in the span."""
+    from kws_kd.evaluate import classification_report, main_metric, span_mass
+    from kws_kd.store import TeacherStore
+
+    store = TeacherStore.open(store_path)
+    test = manifest.split("test")
+    order = [manifest.label_index()[name] for name in store.labels]  # teacher logit j -> dataset label order[j]
+    logits = np.zeros((len(test), manifest.num_labels), np.float32) - 1e9
+    logits[:, order] = np.stack([store.logits(c.clip_id) for c in test])
+    index = manifest.label_index()
+    if manifest.multi_label:
+        targets = np.zeros((len(test), manifest.num_labels), np.float32)
+        for i, c in enumerate(test):
+            targets[i, [index[lab] for lab in c.labels]] = 1.0
+    else:
+        targets = np.array([index[c.label] for c in test])
+    report = classification_report(logits, targets, manifest.label_names, manifest.multi_label)
+    out = {"metric": report["metric"], "value": main_metric(report), "attention": None}
+    with_span = [c for c in test if c.keyword_start is not None]
+    if with_span:
+        attention = np.stack([store.attention(c.clip_id) for c in with_span])
+        # Frame 0 keeps the identity share of the rollout (it is c_1 itself); judge the rest.
+        attention[:, 0] = 0.0
+        spans = np.array([[c.keyword_start, c.keyword_end] for c in with_span])
+        out["attention"] = span_mass(attention, spans, clip_seconds)
+    return out
+
+
+def teacher_latency(teacher: Path, seconds: float, runs: int) -> dict:
+    """Median latency of the torch teacher, 1 thread, measured in a child process."""
+    cmd = [sys.executable, "-m", "export.teacher_latency", "--teacher", str(teacher), "--seconds", str(seconds),
+           "--threads", "1", "--runs", str(runs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise KwsKdError(f"teacher latency failed: {(proc.stderr or '').strip().splitlines()[-1:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------- students
+
+
+def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
+                store: Path | None, store_stages: list[StageResult] | None = None, *, seed: int | None = None,
+                ship: bool = True) -> StageResult:
+    """Train one student (resumes inside its folder if interrupted); with `ship`, export int8 and measure it.
+
+    The summary holds the test metric, the attention mass in the keyword span
+    (None without spans) and, when shipped, int8 accuracy, size and latency.
+    """
+    seed = opts.seed if seed is None else seed
+    params = {"model": model, "kd_lambda": kd_lambda, "steps": opts.steps, "batch_size": opts.batch_size,
+              "eval_every": opts.eval_every, "seed": seed, "learning_rates": list(opts.learning_rates),
+              "data": data.key, "store": str(store) if kd_lambda > 0 else None, "ship": ship}
+    if ship:
+        params.update({"bench_runs": opts.bench_runs, "calibration_clips": opts.calibration_clips})
+
+    def build(folder: Path) -> dict:
+        from kws_kd.evaluate import attention_in_span, main_metric
+        from kws_kd.run import load_run
+        from kws_kd.train import TrainOptions, train
+
+        run_dir = folder / "run"
+        train(TrainOptions(
+            model=model, data=str(data.path), out=str(run_dir), teacher_store=str(store) if kd_lambda > 0 else None,
+            kd_lambda=kd_lambda, steps=opts.steps, batch_size=opts.batch_size, eval_every=opts.eval_every,
+            seed=seed, learning_rates=list(opts.learning_rates),
+        ))
+        run = load_run(run_dir)
+        metric = run.config.metric_name
+        try:
+            attention = attention_in_span(run, "test")
+        except KwsKdError:  # no keyword spans (e.g. FSD50K)
+            attention = None
+        summary = {"model": model, "kd_lambda": kd_lambda, "seed": seed, "metric": metric,
+                   "float_metric": (run.test_metrics or {}).get(metric), "attention": attention, "run": str(run_dir)}
+        if ship:
+            summary.update(_ship(opts, run_dir, model, data.path, folder, metric))
+        return summary
+
+    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-int8" if ship else "")
+    upstream = data.upstream + (store_stages or [])
+    return runner.run(name, params, build, upstream=upstream)
+
+
+def _ship(opts: ExperimentOptions, run_dir: Path, model: str, data: Path, folder: Path, metric: str) -> dict:
+    """Export the run to int8 TFLite, evaluate it on the test split, time it with LiteRT."""
+    from kws_kd.bench.host import host_latency
+    from kws_kd.tflite.evaluate import evaluate_tflite
+    from kws_kd.tflite.export import export_run
+
+    tflite = folder / f"{model}_int8.tflite"
+    export_run(run_dir, tflite, quantize="int8", calibration_clips=opts.calibration_clips,
+               verify_clips=min(100, opts.calibration_clips))
+    int8 = evaluate_tflite(tflite, str(data), "test")
+    latency = host_latency(tflite, threads=1, runs=opts.bench_runs, warmup=min(10, opts.bench_runs))
+    return {"int8_metric": int8.get(metric), "int8_size_bytes": tflite.stat().st_size,
+            "int8_latency_ms": latency["median_ms"], "int8_latency_p90_ms": latency["p90_ms"], "tflite": str(tflite)}
