@@ -123,6 +123,58 @@ def write_outputs(rows, teachers, meta, out_dir: Path) -> None:
     atomic_write_text(out_dir / "latency.csv", sio.getvalue())
 
 
+def render_markdown(data: dict) -> str:
+    """The docs/latency.md table from latency.json (one row per student x length x mode)."""
+    meta, rows, teachers = data["meta"], data["students"], data["teachers"]
+    by = {}
+    for r in rows:
+        by.setdefault((r["student"], r["seconds"], r["mode"]), {})[r["threads"]] = r
+    lines = [
+        "| student | clip | mode | size KiB | MMACs | 1 thread median / p90 ms | 4 threads median / p90 ms "
+        "| GMAC/s (1 t) | % of peak | XLSR-300M-shape / student | small-CPU teacher / student |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (name, sec, mode), th in by.items():
+        one, four = th.get(1, {}), th.get(4, {})
+        if "error" in one:
+            lines.append(f"| {name} | {sec:g} s | {mode} | conversion failed: {one['error']} |||||||||")
+            continue
+
+        def lat(r):
+            return f"{r['median_ms']:.2f} / {r['p90_ms']:.2f}" if "median_ms" in r else "-"
+
+        def num(v, fmt):
+            return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+        lines.append(
+            f"| {name} | {sec:g} s | {mode} | {num(one.get('size_kib'), '.1f')} | {one['macs'] / 1e6:.1f} | {lat(one)} "
+            f"| {lat(four)} | {num(one.get('gmacs_per_s'), '.2f')} | {num(100 * one.get('peak_fraction', float('nan')), '.1f')} "
+            f"| {num(one.get('ratio_xlsr'), ',.0f')}x | {num(one.get('ratio_small_cpu'), ',.1f')}x |"
+        )
+    tlines = ["| teacher | params | clip | threads | runs | median ms | p90 ms |", "|---|---|---|---|---|---|---|"]
+    for t in teachers:
+        tlines.append(
+            f"| {t['teacher']} | {t['parameters'] / 1e6:.1f} M | {t['seconds']:g} s | {t['threads']} | {t['runs']} "
+            f"| {t['median_ms']:.1f} | {t['p90_ms']:.1f} |"
+        )
+    return "\n".join(
+        [
+            "## Table",
+            "",
+            f"Measured {meta['date']} on {meta['cpu_count']} cores ({meta['machine']}); {meta['note']}. "
+            f"LiteRT (ai-edge-litert) with XNNPACK, {meta['runs']} timed runs after {meta['warmup']} warm-up runs. "
+            f"Peak = single-thread float32 SGEMM in numpy: {meta['peak_sgemm_gmacs_per_s_1thread']:.1f} GMAC/s.",
+            "",
+            *lines,
+            "",
+            "Teachers (PyTorch, eval mode, batch 1, same random clips, 1 thread):",
+            "",
+            *tlines,
+            "",
+        ]
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--students", nargs="+", default=list(STUDENTS))
@@ -135,8 +187,12 @@ def main(argv=None) -> int:
     p.add_argument("--teacher-runs", type=int, default=3)
     p.add_argument("--work", default="/tmp/kws-kd-bench", help="where .tflite files are kept (reused)")
     p.add_argument("--out", default=str(REPO / "docs"), help="folder for latency.json/.csv")
+    p.add_argument("--markdown", action="store_true", help="only print the markdown table of OUT/latency.json")
     args = p.parse_args(argv)
     work, out_dir = Path(args.work), Path(args.out)
+    if args.markdown:
+        print(render_markdown(json.loads((out_dir / "latency.json").read_text())))
+        return 0
     work.mkdir(parents=True, exist_ok=True)
 
     def log(msg):
@@ -147,12 +203,16 @@ def main(argv=None) -> int:
     log("peak MAC rate (1-thread float32 SGEMM) ...")
     peak = peak_sgemm_macs_per_s()
     log(f"  {peak / 1e9:.1f} GMAC/s")
-    teachers = []
+    cache = work / "teachers.json"
+    teachers = json.loads(cache.read_text()) if cache.exists() else []
     for teacher in args.teachers:
         for sec in args.seconds:
+            if any(t["teacher"] == teacher and t["seconds"] == sec for t in teachers):
+                continue
             r = teacher_latency(teacher, sec, 1, args.teacher_runs, log)
             if r:
                 teachers.append(r)
+                cache.write_text(json.dumps(teachers))
     meta = {
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
@@ -164,10 +224,11 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     rows = []
-    for name in args.students:
-        log(f"{name}: converting ...")
-        conv = convert_students([name], args.seconds, args.modes, work, log)
-        for sec in args.seconds:
+    # All students at the first length before any at the next: 8 s conversions are slow.
+    for sec in args.seconds:
+        for name in args.students:
+            log(f"{name} {sec:g}s: converting ...")
+            conv = convert_students([name], [sec], args.modes, work, log)
             for mode in args.modes:
                 path = conv["files"][(name, sec, mode)]
                 for th in args.threads:
@@ -189,7 +250,7 @@ def main(argv=None) -> int:
                     rows.append(row)
                     log(f"  {name} {sec:g}s {mode:8s} {th}t: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} "
                         f"ms, {row['size_kib']} KiB, {row['gmacs_per_s']:.2f} GMAC/s")  # fmt: skip
-        write_outputs(rows, teachers, meta, out_dir)
+            write_outputs(rows, teachers, meta, out_dir)
     log(f"wrote {out_dir / 'latency.json'} and latency.csv")
     return 0
 

@@ -37,11 +37,56 @@ def _configure(converter, tf, mode: str, representative, int8_io: bool) -> None:
             converter.inference_output_type = tf.int8
 
 
+def _scoped_nodes(tf, saved_model: str, scopes: list[str]) -> list[str]:
+    """Output tensor names (as the converter names nodes) of the ops inside the given layer scopes."""
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(saved_model)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    it = Interpreter(model_content=conv.convert(), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    tensors = it.get_tensor_details()
+    pattern = re.compile("|".join(rf"(^|/){re.escape(s)}(_\d+)?/" for s in scopes))
+    names = []
+    for op in it._get_ops_details():
+        for out in op["outputs"]:
+            name = tensors[out]["name"]
+            if pattern.search(name):
+                names.append(name)
+    return names
+
+
+def _selective_int8(tf, saved_model: str, converter, representative, scopes: list[str]) -> bytes:
+    """Full int8 except the ops of `scopes` (the MFCC front end), which stay float.
+
+    Quantizing the magnitude spectrum / mel energies to int8 with one scale
+    crushes the low-energy bins before the log (measured: a trained TC-ResNet
+    dropped from 100 % to 95.8 % top-1 agreement with float32); keeping the
+    front end float costs little because it has no weights worth quantizing.
+    """
+    nodes = _scoped_nodes(tf, saved_model, scopes)
+    if not nodes:
+        return converter.convert()
+
+    def gen():
+        for row in representative:
+            yield [row[None, ...].astype("float32")]
+
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=gen, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kws_kd.tflite._child")
     parser.add_argument("jobs", nargs="+", help="SAVED_MODEL::MODE=OUT.tflite")
     parser.add_argument("--representative")
     parser.add_argument("--int8-io", action="store_true")
+    parser.add_argument(
+        "--float-scope", action="append", default=[],
+        help="int8: keep ops whose output tensor name has this layer scope in float (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
@@ -53,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         mode, out = rest.split("=", 1)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model)
         _configure(converter, tf, mode, representative, args.int8_io)
-        data = converter.convert()
+        if mode == "int8" and args.float_scope and not args.int8_io:
+            # int8 I/O feeds the front end 8-bit audio anyway: plain full int8 there.
+            data = _selective_int8(tf, saved_model, converter, representative, args.float_scope)
+        else:
+            data = converter.convert()
         with open(out, "wb") as fh:
             fh.write(data)
         print(f"done {i}", flush=True)

@@ -52,6 +52,19 @@ def export_saved_model(model, directory: str | os.PathLike, label: str | None = 
     return shape
 
 
+def front_end_scopes(model) -> list[str]:
+    """Names of the model's MFCC front-end layers (kept float inside int8 files)."""
+    from kws_kd.features import MfccFrontEnd
+
+    stack, names = list(getattr(model, "layers", [])), []
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, MfccFrontEnd):
+            names.append(layer.name)
+        stack.extend(getattr(layer, "layers", []) or [])
+    return names
+
+
 def _last_error_line(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for line in reversed(lines):
@@ -75,6 +88,7 @@ def run_jobs(
     *,
     representative: np.ndarray | None = None,
     int8_io: bool = False,
+    float_scopes: list[str] | None = None,
     timeout_s: float = 3600,
 ) -> list[Path]:
     """Run every job in ONE child process (one TensorFlow import); outputs renamed into place on success.
@@ -97,6 +111,8 @@ def run_jobs(
             cmd += ["--representative", str(rep_path)]
         if int8_io:
             cmd.append("--int8-io")
+        for scope in float_scopes or []:
+            cmd += ["--float-scope", scope]
         what = ", ".join(sorted({f"{j.label} {j.mode}" for j in jobs}))
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
@@ -124,11 +140,12 @@ def convert_saved_model(
     representative: np.ndarray | None = None,
     int8_io: bool = False,
     label: str = "model",
+    float_scopes: list[str] | None = None,
     timeout_s: float = 3600,
 ) -> dict[str, Path]:
     """Convert `saved_model` to every `{mode: out_path}` in one child process."""
     jobs = [Job(Path(saved_model), mode, Path(out), label) for mode, out in outputs.items()]
-    run_jobs(jobs, representative=representative, int8_io=int8_io, timeout_s=timeout_s)
+    run_jobs(jobs, representative=representative, int8_io=int8_io, float_scopes=float_scopes, timeout_s=timeout_s)
     return {job.mode: job.out for job in jobs}
 
 
@@ -139,13 +156,21 @@ def convert_model(
     representative: np.ndarray | None = None,
     int8_io: bool = False,
     label: str | None = None,
+    float_scopes: list[str] | None = None,
     timeout_s: float = 3600,
 ) -> dict[str, Path]:
-    """Convert an in-memory Keras model (audio [1, samples] -> logits) to each `{mode: path}`."""
+    """Convert an in-memory Keras model (audio [1, samples] -> logits) to each `{mode: path}`.
+
+    `float_scopes` defaults to the model's MFCC front-end layer: in int8 mode
+    those ops stay float (see `_child._selective_int8`).
+    """
     label = label or model.name
+    if float_scopes is None:
+        float_scopes = front_end_scopes(model)
     with tempfile.TemporaryDirectory(prefix="kws-kd-savedmodel-") as tmp:
         saved = Path(tmp) / "saved_model"
         export_saved_model(model, saved, label)
         return convert_saved_model(
-            saved, outputs, representative=representative, int8_io=int8_io, label=label, timeout_s=timeout_s
-        )
+            saved, outputs, representative=representative, int8_io=int8_io, label=label,
+            float_scopes=float_scopes, timeout_s=timeout_s,
+        )  # fmt: skip
