@@ -1,0 +1,153 @@
+"""The paper's experiment grid, shared by reproduce_table1.py (FSD50K) and reproduce_table2.py (Noisy KWS).
+
+students x lambda x (clip length) x seeds, each run a cached stage, reported as
+mean ± std over seeds with the teacher row, as markdown + JSON + CSV.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from kws_kd.atomic import atomic_write_text
+from kws_kd.data.load import load_dataset
+from kws_kd.experiment import DataRef, ExperimentOptions, student_run, teacher_folder, teacher_metrics, teacher_store
+from kws_kd.stages import StageRunner
+
+ALL_STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
+
+
+def add_grid_arguments(p: argparse.ArgumentParser, *, steps: int, batch_size: int, eval_every: int) -> None:
+    p.add_argument("--students", nargs="+", default=list(ALL_STUDENTS))
+    p.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 0.1, 0.25, 0.5])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=steps, help="paper: 20000")
+    p.add_argument("--batch-size", type=int, default=batch_size, help="paper: 100")
+    p.add_argument("--eval-every", type=int, default=eval_every, help="paper: 400")
+    p.add_argument("--teacher", default=None, help="teacher folder (default: the shipped reference teacher)")
+    p.add_argument("--rollout-layers", default="all", help="teacher layers in the target")
+    p.add_argument("--rollout-mode", default="rollout", choices=("rollout", "last_layer"))
+    p.add_argument("--max-clips-per-label", type=int, default=None, help="subsample each split (smoke runs)")
+
+
+def run_grid(args: argparse.Namespace, lengths: list[float | None],
+             make_data: Callable[[ExperimentOptions, StageRunner], DataRef]) -> dict:
+    """Train every (length, student, lambda, seed); the teacher row per length comes from the store."""
+    start = time.monotonic()
+    runner = StageRunner(Path(args.out) / "stages")
+    rows, teacher_rows, data = [], {}, None
+    for seconds in lengths:
+        opts = ExperimentOptions(
+            data=getattr(args, "data", "auto"), noise=getattr(args, "noise", None), seconds=seconds or 0.0,
+            steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every, teacher=args.teacher,
+            rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
+            max_clips_per_label=args.max_clips_per_label,
+        )
+        data = make_data(opts, runner)
+        teacher, teacher_stages = teacher_folder(opts, runner, data)
+        store, store_stage = teacher_store(opts, runner, data, teacher, teacher_stages)
+        manifest = load_dataset(data.path)
+        teacher_rows[str(seconds)] = teacher_metrics(store, manifest, manifest.clip_seconds or seconds or 0.0)
+        for model in args.students:
+            for lam in args.lambdas:
+                for seed in args.seeds:
+                    s = student_run(opts, runner, model, lam, data, store, [store_stage], seed=seed, ship=False).summary
+                    att = s["attention"] or {}
+                    rows.append({"seconds": seconds, "model": model, "kd_lambda": lam, "seed": seed,
+                                 "metric": s["metric"], "value": s["float_metric"],
+                                 "attention_ratio_to_chance": att.get("ratio_to_chance"),
+                                 "mass_in_span": att.get("mass_in_span")})
+    return {"rows": rows, "teacher": teacher_rows, "clips": data.summary.get("clips"),
+            "source": data.summary.get("source"), "wall_seconds": time.monotonic() - start}
+
+
+def _cells(rows, seconds, model, lambdas, key):
+    out = []
+    for lam in lambdas:
+        v = [r[key] for r in rows if r["seconds"] == seconds and r["model"] == model and r["kd_lambda"] == lam
+             and r[key] is not None]
+        out.append(v)
+    return out
+
+
+def mean_std(values: list[float], scale: float = 100.0) -> str:
+    if not values:
+        return "-"
+    v = scale * np.asarray(values, float)
+    digits = 2 if scale > 1 else 4
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+
+
+def tables(result: dict, args, lengths, metric_scale: float) -> list[str]:
+    rows, lambdas = result["rows"], args.lambdas
+    head = ["| D | model | " + " | ".join(f"λ={lam:g}" for lam in lambdas) + " |", "|" + "---|" * (2 + len(lambdas))]
+    lines = list(head)
+    for seconds in lengths:
+        d = "full" if seconds is None else f"{seconds:g} s"
+        t = result["teacher"][str(seconds)]
+        digits = 2 if metric_scale > 1 else 4
+        lines.append(f"| {d} | teacher (wav2vec 2.0) | {metric_scale * t['value']:.{digits}f} |" + " |" * (len(lambdas) - 1))
+        for model in args.students:
+            cells = [mean_std(v, metric_scale) for v in _cells(rows, seconds, model, lambdas, "value")]
+            lines.append(f"| {d} | {model} | " + " | ".join(cells) + " |")
+    if any(r["attention_ratio_to_chance"] is not None for r in rows):
+        lines += ["", "Attention mass each student puts inside the keyword span, as a multiple of chance "
+                      "(mean over seeds; the teacher's in the first row of each length):", ""] + head
+        for seconds in lengths:
+            t = result["teacher"][str(seconds)]["attention"] or {}
+            lines.append(f"| {seconds:g} s | teacher | {t.get('ratio_to_chance', float('nan')):.2f} |" + " |" * (len(lambdas) - 1))
+            for model in args.students:
+                cells = [f"{np.mean(v):.2f}" if v else "-" for v in _cells(rows, seconds, model, lambdas, "attention_ratio_to_chance")]
+                lines.append(f"| {seconds:g} s | {model} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def findings(result: dict, args, lengths) -> list[str]:
+    """Does the best lambda beat vanilla on the mean, per student and length?"""
+    if 0.0 not in args.lambdas or len(args.lambdas) < 2:
+        return []
+    out = []
+    for seconds in lengths:
+        for model in args.students:
+            means = {lam: np.mean(v) if v else np.nan
+                     for lam, v in zip(args.lambdas, _cells(result["rows"], seconds, model, args.lambdas, "value"))}
+            best = max((lam for lam in args.lambdas if lam > 0), key=lambda lam: means[lam])
+            gap = 100 * (means[best] - means[0.0])
+            d = "full" if seconds is None else f"{seconds:g} s"
+            out.append(f"{d}, {model}: best λ={best:g} {'beats' if gap > 0 else 'does not beat'} vanilla by {gap:+.2f} points")
+    return out
+
+
+def write_report(result: dict, args, lengths, argv: list[str], *, script: str, title: str, metric: str,
+                 metric_scale: float, paper: list[str]) -> str:
+    out = Path(args.out)
+    atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str) + "\n")
+    if result["rows"]:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(result["rows"][0].keys()))
+        w.writeheader()
+        w.writerows(result["rows"])
+        atomic_write_text(out / "results.csv", buf.getvalue())
+    command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in argv)
+    full = args.steps >= 20000 and args.batch_size >= 100
+    scale = "the paper's full protocol" if full else (
+        f"CPU scale, {args.steps} steps of batch {args.batch_size} per run (the paper: 20,000 of batch 100)")
+    md = [f"# {title} ({metric})", "", f"Command: `{command.strip()}`", "",
+          f"- Scale: {scale}; seeds {args.seeds}; mean ± std over seeds.",
+          f"- Data: {result.get('source')}; clips per split {result.get('clips')}.",
+          f"- Teacher target: rollout layers {args.rollout_layers}, mode {args.rollout_mode}.",
+          f"- Wall time: {result['wall_seconds'] / 60:.1f} min on this machine.",
+          "- Figures from small offline data are NOT comparable with the paper's numbers.", ""]
+    md += tables(result, args, lengths, metric_scale) + ["", "## Findings", ""]
+    md += [f"- {f}" for f in findings(result, args, lengths)] + ["", "Paper: " + "; ".join(paper)]
+    text = "\n".join(md) + "\n"
+    atomic_write_text(args.report, text)
+    return text
