@@ -196,7 +196,7 @@ def teacher_folder(opts: ExperimentOptions, runner: StageRunner, data: DataRef) 
 
     params = {"minutes": opts.teacher_minutes, "seed": opts.seed, "data": data.key}
     stage = runner.run("teacher", params, build, upstream=data.upstream)
-    return stage.path / "teacher", [stage]
+    return stage.path / "teacher" / "best", [stage]
 
 
 def teacher_store(opts: ExperimentOptions, runner: StageRunner, data: DataRef, teacher: Path,
