@@ -88,10 +88,44 @@ def make_dataset(folder: Path, num_clips: int) -> None:
     write_manifest(Manifest(str(folder), ["a", "b"], clips, clip_seconds=SECONDS), folder)
 
 
-def worker(model_name: str, batch: int, clips: int, data: Path, threads: int) -> dict:
+def _batches(manifest, batch: int):
+    from kws_kd.audio import pad_or_crop, read_audio
+
+    n = int(SECONDS * 16000)
+    for first in range(0, len(manifest.clips), batch):
+        yield np.stack([pad_or_crop(read_audio(c.path), n) for c in manifest.clips[first : first + batch]])
+
+
+def run_method(method: str, model, manifest, batch: int, tmp: Path) -> float:
+    """Seconds spent exporting/running `manifest` with one method."""
     import torch
 
     from export.export_store import export_with_model
+    from kws_kd.rollout import RolloutAccumulator
+
+    if method == "stream":
+        return export_with_model(model, manifest, tmp / "store", teacher_hash="bench", batch_size=batch,
+                                 progress=False).seconds
+    start = time.perf_counter()
+    layers = model.wav2vec2.config.num_hidden_layers
+    with torch.inference_mode():
+        for x in _batches(manifest, batch):
+            if method == "forward":
+                model(torch.from_numpy(x))
+            elif method == "output_attentions":
+                out = model(torch.from_numpy(x), output_attentions=True)  # all layers' maps held at once
+                acc = RolloutAccumulator(layers)
+                for a in out.attentions:
+                    acc.update(a.float().numpy())
+                acc.result()
+            else:
+                raise ValueError(method)
+    return time.perf_counter() - start
+
+
+def worker(model_name: str, batch: int, clips: int, data: Path, threads: int, method: str = "stream") -> dict:
+    import torch
+
     from export.teacher_model import build_teacher
     from kws_kd.data.manifest import Manifest, read_manifest
 
@@ -103,12 +137,12 @@ def worker(model_name: str, batch: int, clips: int, data: Path, threads: int) ->
     cfg = model.wav2vec2.config
     before = rss_mb()
     with tempfile.TemporaryDirectory() as tmp, PeakRss() as peak:
-        summary = export_with_model(model, manifest, Path(tmp) / "store", teacher_hash="bench", batch_size=batch,
-                                    progress=False)
+        seconds = run_method(method, model, manifest, batch, Path(tmp))
     frames = model.num_frames(int(SECONDS * 16000))
     all_maps_mb = cfg.num_hidden_layers * batch * cfg.num_attention_heads * frames * frames * 4 / 2**20
     return {
         "model": model_name,
+        "method": method,
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "layers": cfg.num_hidden_layers,
         "heads": cfg.num_attention_heads,
@@ -116,8 +150,8 @@ def worker(model_name: str, batch: int, clips: int, data: Path, threads: int) ->
         "frames": frames,
         "batch_size": batch,
         "clips": clips,
-        "seconds": round(summary.seconds, 2),
-        "clips_per_s": round(summary.clips_per_second, 3),
+        "seconds": round(seconds, 2),
+        "clips_per_s": round(clips / seconds, 3),
         "rss_before_mb": round(before, 1),
         "peak_rss_mb": round(peak.peak, 1),
         "peak_minus_before_mb": round(peak.peak - before, 1),
@@ -137,11 +171,14 @@ def main(argv=None) -> int:
                     help="leave glibc's dynamic mmap threshold on (peak RSS then creeps up slowly with the number "
                          "of batches through heap fragmentation, though nothing is retained)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "teacher_export.json"))
-    ap.add_argument("--worker", nargs=4, metavar=("MODEL", "BATCH", "CLIPS", "DATA"), help=argparse.SUPPRESS)
+    ap.add_argument("--compare", action="store_true",
+                    help="also run, at the smallest clip count, 'output_attentions' (transformers returns every "
+                         "layer's maps, then rollout) and 'forward' (no attention at all: the floor)")
+    ap.add_argument("--worker", nargs=5, metavar=("MODEL", "BATCH", "CLIPS", "DATA", "METHOD"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        model, batch, clips, data = args.worker
-        print(json.dumps(worker(model, int(batch), int(clips), Path(data), args.threads)))
+        model, batch, clips, data, method = args.worker
+        print(json.dumps(worker(model, int(batch), int(clips), Path(data), args.threads, method)))
         return 0
 
     configs = dict(QUICK if args.quick else CONFIGS)
@@ -155,10 +192,13 @@ def main(argv=None) -> int:
         make_dataset(data, max(max(c) for _, c in (configs[m] for m in args.models)))
         for model in args.models:
             batches, counts = configs[model]
-            for batch in batches:
-                for clips in counts:
+            runs = [(b, c, "stream") for b in batches for c in counts]
+            if args.compare:
+                runs += [(b, min(counts), m) for b in batches for m in ("output_attentions", "forward")]
+            for batch, clips, method in runs:
+                if True:
                     cmd = [sys.executable, __file__, "--threads", str(args.threads), "--worker", model, str(batch),
-                           str(clips), str(data)]
+                           str(clips), str(data), method]
                     env = dict(os.environ, PYTHONPATH=str(REPO))
                     if not args.glibc_default_malloc:
                         env.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
@@ -168,15 +208,15 @@ def main(argv=None) -> int:
                         return 1
                     row = json.loads(proc.stdout.strip().splitlines()[-1])
                     rows.append(row)
-                    print(f"  {model} batch {batch} clips {clips}: {row['clips_per_s']} clips/s, "
+                    print(f"  {model} {method} batch {batch} clips {clips}: {row['clips_per_s']} clips/s, "
                           f"peak {row['peak_rss_mb']} MB", flush=True)
 
-    head = ("model", "batch", "clips", "clips/s", "RSS before MB", "peak RSS MB", "peak-before MB", "all-layer maps MB")
+    head = ("model", "method", "batch", "clips", "clips/s", "RSS before MB", "peak RSS MB", "peak-before MB", "all-layer maps MB")
     print()
     print(" | ".join(head))
     print(" | ".join("---" for _ in head))
     for r in rows:
-        print(" | ".join(str(x) for x in (r["model"], r["batch_size"], r["clips"], r["clips_per_s"], r["rss_before_mb"],
+        print(" | ".join(str(x) for x in (r["model"], r["method"], r["batch_size"], r["clips"], r["clips_per_s"], r["rss_before_mb"],
                                           r["peak_rss_mb"], r["peak_minus_before_mb"], r["all_layer_maps_mb"])))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
