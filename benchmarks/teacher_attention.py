@@ -73,14 +73,29 @@ def build_test_set(sc_dir: str, noise_dir: str, seconds: float, split: str, cach
     return out
 
 
+def load_any_teacher(path: Path):
+    """A saved teacher folder, or an in-progress `teacher finetune` resume state (state.pt):
+    the latter is rebuilt from the config recorded in it, so running checkpoints can be scored."""
+    import torch
+
+    from export.teacher_model import build_teacher, load_teacher
+
+    if path.is_dir():
+        return load_teacher(path), None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    fp = state.get("fingerprint", {})
+    model = build_teacher(fp.get("checkpoint") or fp.get("config"), list(state["labels"]), pooling=fp.get("pooling", "first"))
+    model.load_state_dict(state["model"])
+    return model.eval(), int(state.get("step", -1))
+
+
 def evaluate(teacher_dir: Path, manifest, split: str, max_clips: int, batch_size: int) -> dict:
     import torch
 
-    from export.teacher_model import load_teacher
     from kws_kd.audio import read_audio, pad_or_crop
     from kws_kd.rollout import attention_rollout
 
-    model = load_teacher(teacher_dir)
+    model, step = load_any_teacher(teacher_dir)
     if list(model.labels) != list(manifest.label_names):
         raise SystemExit(f"{teacher_dir}: teacher labels {model.labels} differ from the data's {manifest.label_names}")
     clips = [c for c in manifest.split(split) if c.keyword_start is not None]
@@ -128,6 +143,7 @@ def evaluate(teacher_dir: Path, manifest, split: str, max_clips: int, batch_size
     rows["best single layer"] = dict(rows[best], layer=best)
     return {
         "teacher": str(teacher_dir),
+        "step": step,
         "clips": len(clips),
         "split": split,
         "clip_seconds": manifest.clip_seconds,
@@ -140,7 +156,8 @@ def evaluate(teacher_dir: Path, manifest, split: str, max_clips: int, batch_size
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", nargs="+", required=True, help="teacher folder(s) (save_teacher format)")
+    ap.add_argument("--teacher", nargs="+", required=True,
+                    help="teacher folder(s) (save_teacher format) or `teacher finetune` resume state files (state.pt)")
     ap.add_argument("--data", help="noisy dataset folder with keyword spans")
     ap.add_argument("--speech-commands", help="build the split's noisy clips from this Speech Commands folder")
     ap.add_argument("--noise", help="noise folder for --speech-commands (e.g. `kws-kd data babble` output)")
@@ -170,7 +187,7 @@ def main(argv=None) -> int:
     for teacher in args.teacher:
         r = evaluate(Path(teacher), manifest, args.split, args.max_clips, args.batch_size)
         results.append(r)
-        print(f"\n{r['teacher']}: {r['clips']} {r['split']} clips of {r['clip_seconds']} s, "
+        print(f"\n{r['teacher']}{'' if r['step'] is None else ' (step %d)' % r['step']}: {r['clips']} {r['split']} clips of {r['clip_seconds']} s, "
               f"teacher accuracy {r['teacher_accuracy']:.3f}")
         print("target | peak in span | mass in span | chance | x chance")
         print("--- | --- | --- | --- | ---")
