@@ -12,6 +12,7 @@ import keras
 
 from kws_kd.errors import KwsKdError
 from kws_kd.students import att_rnn, crnn, lstm_p, mhatt_rnn, tc_resnet
+from kws_kd.students.attention import strip
 from kws_kd.students.base import BuildOptions, StudentSpec, assemble, config_from_dict, config_to_dict
 
 _SPECS = (lstm_p.SPEC, tc_resnet.SPEC, crnn.SPEC, att_rnn.SPEC, mhatt_rnn.SPEC)
@@ -85,4 +86,5 @@ __all__ = [
     "default_config",
     "get_spec",
     "make_config",
+    "strip",
 ]
