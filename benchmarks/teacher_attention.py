@@ -95,7 +95,10 @@ def evaluate(teacher_dir: Path, manifest, split: str, max_clips: int, batch_size
     from kws_kd.audio import read_audio, pad_or_crop
     from kws_kd.rollout import attention_rollout
 
+    from export.export_store import _device_matmul
+
     model, step = load_any_teacher(teacher_dir)
+    matmul = _device_matmul("cpu")
     if list(model.labels) != list(manifest.label_names):
         raise SystemExit(f"{teacher_dir}: teacher labels {model.labels} differ from the data's {manifest.label_names}")
     clips = [c for c in manifest.split(split) if c.keyword_start is not None]
@@ -122,7 +125,7 @@ def evaluate(teacher_dir: Path, manifest, split: str, max_clips: int, batch_size
         pred = out.logits.argmax(-1).numpy()
         t = maps.shape[-1]
         centres = (np.arange(t) * hop + rf / 2) / 16000.0
-        vecs = {n: attention_rollout(maps, **kw) for n, kw in names.items()}
+        vecs = {n: attention_rollout(maps, **kw, matmul=matmul) for n, kw in names.items()}
         for b, c in enumerate(batch):
             correct += int(pred[b] == label_index[c.labels[0]])
             in_span = (centres >= c.keyword_start) & (centres < c.keyword_end)

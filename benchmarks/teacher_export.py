@@ -100,7 +100,7 @@ def run_method(method: str, model, manifest, batch: int, tmp: Path) -> float:
     """Seconds spent exporting/running `manifest` with one method."""
     import torch
 
-    from export.export_store import export_with_model
+    from export.export_store import _device_matmul, export_with_model
     from kws_kd.rollout import RolloutAccumulator
 
     if method == "stream":
@@ -114,7 +114,7 @@ def run_method(method: str, model, manifest, batch: int, tmp: Path) -> float:
                 model(torch.from_numpy(x))
             elif method == "output_attentions":
                 out = model(torch.from_numpy(x), output_attentions=True)  # all layers' maps held at once
-                acc = RolloutAccumulator(layers)
+                acc = RolloutAccumulator(layers, matmul=_device_matmul("cpu"))  # the exporter's fold, same cost
                 for a in out.attentions:
                     acc.update(a.float().numpy())
                 acc.result()

@@ -176,6 +176,7 @@ def export_with_model(
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device).eval()
+    matmul = _device_matmul(device)
     ids: list[str] = []
     clip_splits: list[str] = []
     vectors: list[np.ndarray] = []
@@ -197,7 +198,7 @@ def export_with_model(
             attention_mask = None
             if padded:
                 attention_mask = torch.from_numpy((np.arange(x.shape[1])[None, :] < np.array(lengths)[:, None]).astype(np.int64)).to(device)
-            tap.start(RolloutAccumulator.from_options(num_layers, rollout, mask if padded else None))
+            tap.start(RolloutAccumulator.from_options(num_layers, rollout, mask if padded else None, matmul))
             output = model(torch.from_numpy(x).to(device), attention_mask=attention_mask, output_attentions=False)
             result = tap.finish()
             batch_logits = output.logits.float().cpu().numpy()
@@ -274,6 +275,16 @@ class LayerAttentionTap:
             return None
 
         return hook
+
+
+def _device_matmul(device):
+    """Batched float64 matmul for the rollout fold, on the model's device: torch's BLAS ran
+    [16, 399, 399] @ [16, 399, 399] about 6x faster than numpy's stacked matmul here (2 CPU cores)."""
+
+    def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return torch.bmm(torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)).cpu().numpy()
+
+    return matmul
 
 
 def _order_by_length(clips: Sequence[ClipRecord], clip_samples: int | None) -> list[ClipRecord]:

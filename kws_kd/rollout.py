@@ -23,7 +23,7 @@ Conventions (documented in docs/rollout.md):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -166,6 +166,7 @@ class RolloutAccumulator:
         residual_weight: float = 0.5,
         head_fusion: str = "mean",
         mode: str = "rollout",
+        matmul: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> None:
         if mode not in MODES:
             raise KwsKdError(f"unknown rollout mode {mode!r}; expected one of {', '.join(MODES)}")
@@ -177,12 +178,21 @@ class RolloutAccumulator:
         self.head_fusion = head_fusion
         self.mode = mode
         self.mask = None if mask is None else np.asarray(mask).astype(bool)
+        # [B, T, T] @ [B, T, T]. numpy's stacked matmul can be several times slower than the
+        # caller's BLAS (the torch exporter passes torch.bmm, on the model's device).
+        self.matmul = matmul or np.matmul
         self._batched: bool | None = None
         self._seen = 0
         self._state: np.ndarray | None = None  # running product (rollout) or last raw map
 
     @classmethod
-    def from_options(cls, num_layers: int, options: RolloutOptions, mask: np.ndarray | None = None) -> "RolloutAccumulator":
+    def from_options(
+        cls,
+        num_layers: int,
+        options: RolloutOptions,
+        mask: np.ndarray | None = None,
+        matmul: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ) -> "RolloutAccumulator":
         return cls(
             num_layers,
             mask,
@@ -190,6 +200,7 @@ class RolloutAccumulator:
             residual_weight=options.residual_weight,
             head_fusion=options.head_fusion,
             mode=options.mode,
+            matmul=matmul,
         )
 
     def update(self, layer_map: np.ndarray) -> None:
@@ -226,7 +237,7 @@ class RolloutAccumulator:
         else:
             if self._state.shape != b.shape:
                 raise KwsKdError(f"layer {index} map has shape {layer_map.shape}, unlike the layers before it")
-            self._state = b @ self._state
+            self._state = self.matmul(b, self._state)
 
     def _mask_for(self, batch: int, t: int) -> np.ndarray | None:
         if self.mask is None:
@@ -257,6 +268,7 @@ def attention_rollout(
     residual_weight: float = 0.5,
     head_fusion: str = "mean",
     mode: str = "rollout",
+    matmul: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Row-0 attention rollout of stacked maps.
 
@@ -265,6 +277,7 @@ def attention_rollout(
     layers: which layers take part (see `resolve_layers`), e.g. "-2:" for the top 2.
     mode: "rollout" chains the selected layers; "last_layer" returns the raw
     fused row 0 of the last selected layer (no residual).
+    matmul: optional batched matmul ([B, T, T] @ [B, T, T]) to use instead of numpy's.
     Returns [T] or [batch, T]; masked frames are 0 and each vector sums to 1.
     """
     maps = np.asarray(maps)
@@ -280,7 +293,8 @@ def attention_rollout(
             mask = np.broadcast_to(mask, (maps.shape[0], want))
     num_layers = maps.shape[-4]
     acc = RolloutAccumulator(
-        num_layers, mask, layers=layers, residual_weight=residual_weight, head_fusion=head_fusion, mode=mode
+        num_layers, mask, layers=layers, residual_weight=residual_weight, head_fusion=head_fusion, mode=mode,
+        matmul=matmul,
     )
     for i in range(num_layers):
         acc.update(maps[:, i] if batched else maps[i])
