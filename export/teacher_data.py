@@ -171,8 +171,11 @@ def fixed_batches(source, num_samples: int, batch_size: int, limit: int | None, 
     n = len(source)
     order = rng.permutation(n)[: limit or n] if limit and limit < n else np.arange(n)
     for lo in range(0, len(order), batch_size):
-        idx = order[lo : lo + batch_size]
-        yield source.make(idx, num_samples, np.random.default_rng([seed, 0xE7A2, lo]))
+        # one generator per clip: a clip's mix does not depend on the batch size
+        parts = [source.make(order[j : j + 1], num_samples, np.random.default_rng([seed, 0xE7A2, int(order[j])]))
+                 for j in range(lo, min(lo + batch_size, len(order)))]
+        yield Batch(np.concatenate([b.audio for b in parts]), np.concatenate([b.labels for b in parts]),
+                    np.concatenate([b.spans for b in parts]), [c for b in parts for c in b.clip_ids])
 
 
 def babble_pool(manifest: Manifest, split: str, *, seconds: float = 30.0, count: int = 12, seed: int = 0,

@@ -117,6 +117,8 @@ def test_fresh_mix_places_the_keyword_at_the_reported_span(data):
     a = [b.audio for b in fixed_batches(src, 32000, 4, None, seed=1)]
     b = [b.audio for b in fixed_batches(src, 32000, 4, None, seed=1)]
     np.testing.assert_array_equal(np.concatenate(a), np.concatenate(b))
+    c = [b.audio for b in fixed_batches(src, 32000, 3, None, seed=1)]  # other batch size, same clips
+    np.testing.assert_array_equal(np.concatenate(a), np.concatenate(c))
     again = src.sample(np.random.default_rng(6), 6, 32000)
     assert not np.array_equal(again.audio, batch.audio)
     # a source too large to cache reads keywords on demand and mixes the same audio
