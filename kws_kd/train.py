@@ -161,8 +161,9 @@ def prepare(opts: TrainOptions) -> Prepared:
         store = TeacherStore.open(opts.teacher_store)
         store_path = str(Path(opts.teacher_store).resolve())
         store.check_manifest(manifest)  # another dataset manifest -> one-line error naming both hashes
-        if store.labels != list(manifest.label_names):
-            raise KwsKdError(f"{opts.teacher_store}: labels {store.labels[:5]}... differ from the dataset's")
+        if set(store.labels) != set(manifest.label_names):
+            extra = sorted(set(store.labels) ^ set(manifest.label_names))
+            raise KwsKdError(f"{opts.teacher_store}: teacher labels differ from the dataset's (e.g. {extra[:5]})")
         missing = [cid for cid in train_ids if cid not in store]
         if missing:
             raise KwsKdError(
@@ -173,6 +174,8 @@ def prepare(opts: TrainOptions) -> Prepared:
             t_att = teacher_attention_targets(store, train_ids, n_prime, opts.interpolation, source=str(opts.teacher_store))
         if loss.uses_teacher_logits:
             t_logits = teacher_logit_targets(store, train_ids, manifest.num_labels, source=str(opts.teacher_store))
+            # the teacher's logits follow its own label order: put them in the dataset's
+            t_logits = t_logits[:, [store.labels.index(lab) for lab in manifest.label_names]]
 
     config = RunConfig(
         model=opts.model,

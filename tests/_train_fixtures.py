@@ -36,14 +36,17 @@ def make_tone_dataset(root: Path, *, seconds: float = 1.0, per_split=(8, 4, 4), 
     return manifest
 
 
-def make_store(path: Path, manifest: Manifest, *, frames: int = 49, splits=("train", "validation", "test"), drop=(), poison=None):
+def make_store(
+    path: Path, manifest: Manifest, *, frames: int = 49, splits=("train", "validation", "test"), drop=(), poison=None, labels=None
+):
     """A teacher store whose attention peaks on each clip's keyword span (frames at 50 Hz)."""
     from kws_kd.rollout import RolloutOptions
     from kws_kd.store import init_store, make_meta, write_shard
 
+    labels = list(labels or manifest.label_names)
     meta = make_meta(
         manifest_hash=manifest.content_hash(),
-        labels=manifest.label_names,
+        labels=labels,
         multi_label=False,
         teacher_hash="test-teacher",
         teacher={"source": "test"},
@@ -61,8 +64,8 @@ def make_store(path: Path, manifest: Manifest, *, frames: int = 49, splits=("tra
         a = a / a.sum()
         if poison == c.clip_id:
             a[3] = np.nan
-        z = np.zeros(len(manifest.label_names))
-        z[manifest.label_names.index(c.label)] = 3.0
+        z = np.arange(len(labels), dtype=float)  # distinct per class, in the store's label order
+        z[labels.index(c.label)] = 10.0
         ids.append(c.clip_id)
         spl.append(c.split)
         att.append(a.astype(np.float32))

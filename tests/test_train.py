@@ -197,6 +197,24 @@ def test_kd_without_store(data):
     _refused(root, "r_nostore", "needs --teacher-store", teacher_store=None)
 
 
+def test_teacher_logits_follow_dataset_label_order(data, tmp_path):
+    """A store whose teacher lists the labels in another order: logit-KD targets are reordered to the dataset's."""
+    from kws_kd.store import TeacherStore
+    from kws_kd.train import prepare
+
+    root, manifest = data
+    order = list(reversed(manifest.label_names))
+    make_store(tmp_path / "rev", manifest, labels=order)
+    prep = prepare(_opts(root, "r_rev", teacher_store=str(tmp_path / "rev"), kd_lambda=0.0, logit_kd_beta=0.5))
+    store = TeacherStore.open(tmp_path / "rev")
+    for i, cid in enumerate(prep.train_ids[:5]):
+        stored = dict(zip(order, store.logits(cid)))
+        assert prep.teacher_logits[i].tolist() == [stored[lab] for lab in manifest.label_names]
+        label = next(c.label for c in manifest.clips if c.clip_id == cid)
+        assert manifest.label_names[int(np.argmax(prep.teacher_logits[i]))] == label
+    assert prep.teacher_attention is None  # lambda = 0: no attention targets at all
+
+
 def test_cli_bad_lambda_exits_2(data, capsys):
     root, _ = data
     code = main(["train", "--model", MODEL, "--data", str(root / "data"), "--out", str(root / "cli_bad"), "--kd-lambda", "2"])
