@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--per-word", type=int, default=180, help="espeak clips per keyword (the 10 keywords)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (student init, data order)")
+    ap.add_argument("--data-seed", type=int, default=0, help="seed of babble, synth and noisy mixing")
     ap.add_argument("--work", default=str(ROOT / "runs" / "real_vs_espeak"), help="scratch folder (datasets, runs)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "real_vs_espeak.json"))
     args = ap.parse_args(argv)
@@ -67,18 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     real = load_dataset(shared)
     if not (work / "babble").exists():
         build_babble(babble_sources(real, words="unknown"), work / "babble", num_files=10,
-                     seconds=max(30.0, 2 * args.seconds), seed=args.seed)
+                     seconds=max(30.0, 2 * args.seconds), seed=args.data_seed)
     if not (work / "synth").exists():
-        build_synth(work / "synth", per_word=args.per_word, seed=args.seed, words=KEYWORDS_10)
+        build_synth(work / "synth", per_word=args.per_word, seed=args.data_seed, words=KEYWORDS_10)
     synth = load_dataset(work / "synth")
     arms = {"real": real, "real+espeak": combined_manifest(real, synth)}
     results = {}
     for name, manifest in arms.items():
-        data = work / f"noisy_{name}_{args.seconds:g}s"
+        data = work / f"noisy_{name}_{args.seconds:g}s" if args.data_seed == 0 else work / f"noisy_{name}_{args.seconds:g}s_d{args.data_seed}"
         if not data.exists():
-            build_noisy(manifest, work / "babble", args.seconds, data, seed=args.seed)
+            build_noisy(manifest, work / "babble", args.seconds, data, seed=args.data_seed)
         m = load_dataset(data)
-        run = work / f"run_{name}_{args.model}_{args.steps}_{args.seconds:g}s"
+        run = work / (f"run_{name}_{args.model}_{args.steps}_{args.seconds:g}s" + (f"_s{args.seed}" if args.seed else ""))
         t0 = time.perf_counter()
         train(TrainOptions(model=args.model, data=str(data), out=str(run), steps=args.steps,
                            eval_every=max(100, args.steps // 5), seed=args.seed))
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"model": args.model, "steps": args.steps, "seconds": args.seconds,
-                               "per_word": args.per_word, "seed": args.seed, "same_test_clips": same_test,
+                               "per_word": args.per_word, "seed": args.seed, "data_seed": args.data_seed, "same_test_clips": same_test,
                                "results": results,
                                "note": "shared subset (~2.2K real train clips); not comparable to the paper"},
                               indent=2) + "\n")
