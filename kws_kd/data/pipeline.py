@@ -259,7 +259,7 @@ def _memory_loader(table: dict, records: list[ClipRecord], clip_samples: int):
 
 
 def _fresh_mixer(table: dict, records: list[ClipRecord], noise, clip_samples: int, seed: int):
-    """Re-mix a batch of training clips per epoch: new noise windows, new keyword offsets (TF ops)."""
+    """Re-mix each training clip per epoch: new noise window, new keyword offset (TF ops, data in RAM)."""
     kw_samples = SAMPLE_RATE
     if clip_samples < kw_samples:
         raise KwsKdError(f"fresh mixing needs clips of at least 1 s, got {clip_samples} samples")
