@@ -6,6 +6,7 @@ distillation target is scored on the clips of one split that have a span:
 
 - full rollout (the paper's default: every layer, 0.5 A + 0.5 I, mean heads)
 - rollout of the top 2 layers
+- rollout of every layer but the lowest (`--layers 1:`), which FACTS found diluting
 - the last layer's raw row 0 (no residual)
 - every single layer's raw row 0; the best one is reported as "best single layer"
   (chosen on the same clips, so it is an optimistic upper reference)
@@ -45,6 +46,7 @@ def targets(num_layers: int) -> dict[str, dict]:
     out = {
         "full rollout": {},
         "top-2 rollout": {"layers": "top2"},
+        "rollout without layer 0": {"layers": "1:"},
         "last layer raw": {"mode": "last_layer"},
     }
     for i in range(num_layers):
@@ -194,7 +196,8 @@ def main(argv=None) -> int:
               f"teacher accuracy {r['teacher_accuracy']:.3f}")
         print("target | peak in span | mass in span | chance | x chance")
         print("--- | --- | --- | --- | ---")
-        for name in ("full rollout", "top-2 rollout", "last layer raw", "best single layer"):
+        for name in ("full rollout", "top-2 rollout", "rollout without layer 0", "last layer raw",
+                     "best single layer"):
             t = r["targets"][name]
             label = f"{name} ({t['layer']})" if "layer" in t else name
             print(f"{label} | {t['peak_in_span']:.3f} | {t['mass_in_span']:.3f} | {t['chance']:.3f} | {t['x_chance']:.2f}")
