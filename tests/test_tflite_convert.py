@@ -46,14 +46,15 @@ def converted(tmp_path_factory):
     all (one TensorFlow import instead of eight).
     """
     from kws_kd.students.attention import strip
-    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
 
     root = tmp_path_factory.mktemp("tflite")
     rep = np.random.default_rng(0).uniform(-0.3, 0.3, (8, SR)).astype(np.float32)
-    out, jobs = {}, []
+    out, jobs, scopes = {}, [], set()
     for name in SMALL:
         keras.utils.set_random_seed(1)
         model = strip(_build(name))
+        scopes.update(front_end_scopes(model))
         export_saved_model(model, root / f"{name}_sm", name)
         files = {m: root / f"{name}_{m}.tflite" for m in MODES}
         jobs += [Job(root / f"{name}_sm", m, p, name) for m, p in files.items()]
@@ -65,7 +66,8 @@ def converted(tmp_path_factory):
             vanilla = root / f"{name}_vanilla.tflite"
             jobs.append(Job(root / f"{name}_vanilla_sm", "float32", vanilla, f"{name} (vanilla)"))
         out[name] = {"keras": model, "files": files, "vanilla": vanilla}
-    run_jobs(jobs, representative=rep)
+    assert scopes, "the students' MFCC front end was not found"
+    run_jobs(jobs, representative=rep, float_scopes=sorted(scopes))  # as kws-kd export does
     return out
 
 
@@ -113,9 +115,9 @@ def test_float32_matches_keras(converted, clips, name):
 def test_quantized_files_store_narrow_weights(converted, name):
     """float16 stores float16 weights, dynamic/int8 store int8 weights, int8 also computes in int8.
 
-    (File sizes of these reduced-width students are dominated by the unrolled
+    File sizes of these reduced-width students are dominated by the unrolled
     graph's tensor metadata, so the weight dtypes are the meaningful check;
-    paper-size sizes are in docs/latency.md.)
+    paper-size sizes are in docs/latency.md.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
@@ -128,7 +130,10 @@ def test_quantized_files_store_narrow_weights(converted, name):
     assert "float16" in dtypes("float16") and "float16" not in dtypes("float32")
     assert "int8" in dtypes("dynamic") and "int8" not in dtypes("float32")
     assert "int8" in dtypes("int8")
-    assert max(sizes["float16"], sizes["dynamic"], sizes["int8"]) < sizes["float32"]
+    assert max(sizes["float16"], sizes["dynamic"]) < sizes["float32"]
+    # No size assertion for int8 here: an unrolled recurrence has thousands of
+    # activation tensors, each carrying int8 quantization parameters, so at these
+    # reduced widths an int8 RNN file is LARGER than float32 (see docs/export.md).
 
 
 @pytest.mark.slow
