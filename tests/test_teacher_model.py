@@ -184,3 +184,18 @@ def test_attention_focus_runs_on_a_mixed_source(tiny):
         assert 0.0 <= res[target]["mass"] <= 1.0
         # a 1 s span in 2 s (98 frames after frame 0) holds about half the frames
         assert res[target]["chance"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_the_shipped_reference_teacher_loads_and_matches_its_figures():
+    from pathlib import Path
+
+    ref = Path(__file__).resolve().parents[1] / "export" / "reference_teacher"
+    if not (ref / "teacher.json").is_file():
+        pytest.skip("no reference teacher shipped in this checkout")
+    figures = json.loads((ref / "metrics.json").read_text())
+    assert checkpoint_hash(ref) == figures["checkpoint_hash"], "metrics.json describes other weights"
+    model = load_teacher(ref)
+    assert model.labels[:2] == ["_silence_", "_unknown_"] and len(model.labels) == 12
+    with torch.no_grad():
+        out = model(torch.zeros(1, 128000), output_attentions=True)
+    assert len(out.attentions) == 4 and out.attentions[0].shape == (1, 4, 399, 399)
