@@ -157,20 +157,25 @@ class SpecAugment(keras.layers.Layer):
     Each example gets its own masks: `time_masks` bands of 0..`max_time` frames
     and `freq_masks` bands of 0..`max_freq` feature bins (kws_streaming applies
     them on the MFCCs). At inference the layer adds no op to the graph.
+    The masks are drawn from a Keras `SeedGenerator`, whose state is a variable:
+    a training checkpoint saves it, so a resumed run draws the same masks as an
+    unbroken one.
     """
 
-    def __init__(self, time_masks: int = 2, max_time: int = 10, freq_masks: int = 2, max_freq: int = 5, **kwargs):
+    def __init__(self, time_masks: int = 2, max_time: int = 10, freq_masks: int = 2, max_freq: int = 5,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.time_masks, self.max_time = int(time_masks), int(max_time)
         self.freq_masks, self.max_freq = int(freq_masks), int(max_freq)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
-    @staticmethod
-    def _band_keep(batch, length, max_width):
+    def _band_keep(self, batch, length, max_width):
         import tensorflow as tf
 
-        width = tf.random.uniform([batch, 1], 0, max_width + 1, dtype=tf.int32)
+        width = keras.random.randint([batch, 1], 0, max_width + 1, dtype="int32", seed=self.seed_generator)
         width = tf.minimum(width, length)
-        start_frac = tf.random.uniform([batch, 1])
+        start_frac = keras.random.uniform([batch, 1], seed=self.seed_generator)
         start = tf.cast(tf.floor(start_frac * tf.cast(length - width + 1, tf.float32)), tf.int32)
         pos = tf.range(length)[None, :]
         return tf.cast((pos < start) | (pos >= start + width), tf.float32)
@@ -199,4 +204,5 @@ class SpecAugment(keras.layers.Layer):
             "max_time": self.max_time,
             "freq_masks": self.freq_masks,
             "max_freq": self.max_freq,
+            "seed": self.seed,
         }

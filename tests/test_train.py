@@ -36,9 +36,9 @@ def _opts(root: Path, out: str, **kw) -> TrainOptions:
         batch_size=8,
         eval_every=2,
         seed=5,
-        # SpecAugment draws from TF's stateful RNG, whose position a checkpoint cannot restore;
-        # dropout uses Keras seed generators, which the checkpoint does restore.
-        spec_augment=False,
+        # SpecAugment and dropout draw from Keras seed generators, whose state the checkpoint
+        # restores, so resumed runs must match unbroken ones with augmentation on.
+        spec_augment=True,
     )
     base.update(kw)
     return TrainOptions(**base)
