@@ -33,7 +33,12 @@ class DemoOptions(ExperimentOptions):
     """The demo's options: an experiment plus where it goes and which students it trains."""
 
     out: str = "kws-kd-demo"
-    students: tuple[str, ...] = ("att_rnn", "lstm_p")
+    students: tuple[str, ...] = ("att_rnn", "tc_resnet")
+    # Rollout of every layer but the lowest: the shipped CPU teacher's lowest layer is near
+    # chance and dilutes the paper's full rollout (benchmarks/teacher_attention.py, docs/rollout.md).
+    rollout_layers: str = "1:"
+    steps: int = 200
+    calibration_clips: int = 50
     quick: bool = False
 
     @classmethod

@@ -40,7 +40,8 @@ def register(subparsers) -> None:
     p.add_argument("--teacher", default=None, help="teacher folder (default: the shipped export/reference_teacher)")
     p.add_argument("--train-teacher", action="store_true", help="fine-tune the small teacher from scratch first")
     p.add_argument("--teacher-minutes", type=float, default=d.teacher_minutes, help="time budget of --train-teacher")
-    p.add_argument("--rollout-layers", default=d.rollout_layers, help="teacher layers in the target (see `kws-kd teacher export`)")
+    p.add_argument("--rollout-layers", default=d.rollout_layers,
+                   help="teacher layers in the target ('all' is the paper's full rollout; see `kws-kd teacher export`)")
     p.add_argument("--rollout-mode", choices=("rollout", "last_layer"), default=d.rollout_mode, help="teacher target")
     p.set_defaults(func=_run)
 
