@@ -52,6 +52,7 @@ from kws_kd.atomic import atomic_path, atomic_write_text
 from kws_kd.audio import SAMPLE_RATE
 from kws_kd.data.manifest import Manifest
 from kws_kd.errors import KwsKdError
+from kws_kd.metrics import mean_average_precision
 
 STATE_FILE = "state/state.pt"
 BEST_DIR = "best"
@@ -141,20 +142,6 @@ def make_sources(manifest: Manifest, opts: FinetuneOptions, splits=("train", "va
 
 
 # -- metrics ------------------------------------------------------------------------
-
-def mean_average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Macro average precision over classes that have at least one positive."""
-    aps = []
-    for c in range(targets.shape[1]):
-        pos = targets[:, c] > 0.5
-        if not pos.any():
-            continue
-        order = np.argsort(-scores[:, c], kind="stable")
-        hits = pos[order].astype(np.float64)
-        precision = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-        aps.append(float((precision * hits).sum() / hits.sum()))
-    return float(np.mean(aps)) if aps else 0.0
-
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
     if multi_label:

@@ -186,7 +186,6 @@ def babble_pool(manifest: Manifest, split: str, *, seconds: float = 30.0, count:
     is heard during training, not even as noise.
     """
     from kws_kd.data.babble import babble_sources, make_babble, trim_silence
-    from kws_kd.data.speech_commands import speaker_of
 
     sources = babble_sources(manifest, words="unknown", split=split)
     if len(sources) < 2:

@@ -15,13 +15,13 @@ chance (the span's share of the clip).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from kws_kd.errors import KwsKdError
+from kws_kd.metrics import mean_average_precision, per_class_average_precision
 
 
 # ---------------------------------------------------------------- numpy metrics
@@ -34,28 +34,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) ->
     return cm
 
 
-def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """AP of one class: mean of the precision at the rank of every positive (ties by stable order)."""
-    targets = np.asarray(targets) > 0.5
-    if not targets.any():
-        return float("nan")
-    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
-    hits = targets[order]
-    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
-    return float(precision_at[hits].mean())
-
-
 def classification_report(logits: np.ndarray, targets: np.ndarray, labels: list[str], multi_label: bool) -> dict:
     """All metrics of one evaluation as a JSON-able dict (see the module docstring)."""
     logits = np.asarray(logits, np.float64)
     n, c = logits.shape[0], len(labels)
     if multi_label:
         y = np.asarray(targets, np.float32).reshape(n, c)
-        aps = [average_precision(logits[:, j], y[:, j]) for j in range(c)]
-        valid = [a for a in aps if not math.isnan(a)]
+        aps = per_class_average_precision(logits, y)
         return {
             "metric": "mAP",
-            "mAP": float(np.mean(valid)) if valid else float("nan"),
+            "mAP": mean_average_precision(logits, y),
             "clips": int(n),
             "per_class": {lab: {"ap": ap, "support": int(y[:, j].sum())} for j, (lab, ap) in enumerate(zip(labels, aps))},
         }

@@ -281,7 +281,7 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
         params.update({"bench_runs": opts.bench_runs, "calibration_clips": opts.calibration_clips})
 
     def build(folder: Path) -> dict:
-        from kws_kd.evaluate import attention_in_span, main_metric
+        from kws_kd.evaluate import attention_in_span
         from kws_kd.run import load_run
         from kws_kd.train import TrainOptions, train
 

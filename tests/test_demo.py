@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kws_kd.cli.main import main
-from kws_kd.demo import DemoOptions, format_table, DemoSummary
+from kws_kd.demo import DemoSummary, format_table
 from kws_kd.experiment import REFERENCE_TEACHER, _limit_per_label
 from kws_kd.data.manifest import ClipRecord, Manifest
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from kws_kd.cli.main import main
-from kws_kd.evaluate import average_precision, classification_report, evaluate_run, span_mass
+from kws_kd.evaluate import classification_report, evaluate_run, span_mass
+from kws_kd.metrics import average_precision
 
 from _train_fixtures import make_store, make_tone_dataset
 

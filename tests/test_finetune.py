@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 
-from export.finetune import FinetuneOptions, finetune, mean_average_precision  # noqa: E402
+from export.finetune import FinetuneOptions, finetune  # noqa: E402
+from kws_kd.metrics import mean_average_precision  # noqa: E402
 from export.teacher_data import MixSource, fixed_batches  # noqa: E402
 from export.teacher_model import checkpoint_hash, load_teacher  # noqa: E402
 from kws_kd.data.manifest import ClipRecord, Manifest, read_manifest, write_manifest  # noqa: E402

@@ -15,7 +15,7 @@ import numpy as np
 from kws_kd.data.manifest import Manifest
 from kws_kd.errors import KwsKdError
 from kws_kd.tflite.clips import load_clips
-from kws_kd.tflite.metrics import classification_metrics
+from kws_kd.metrics import classification_metrics
 from kws_kd.tflite.runner import TFLiteClassifier
 from kws_kd.tflite.sidecar import read_sidecar
 

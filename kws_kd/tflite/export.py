@@ -15,7 +15,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from kws_kd.atomic import atomic_path
 from kws_kd.errors import KwsKdError, NotImplementedYet

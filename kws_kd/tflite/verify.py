@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kws_kd.tflite.metrics import classification_metrics
+from kws_kd.metrics import classification_metrics
 from kws_kd.tflite.runner import TFLiteClassifier, op_counts
 
 
