@@ -33,6 +33,7 @@ from typing import Any
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.errors import KwsKdError
+from kws_kd.jsonio import read_json_object
 
 RUN_FORMAT = "kws-kd-run"
 RUN_VERSION = 1
@@ -119,14 +120,7 @@ def write_config(run_dir: str | Path, config: RunConfig) -> None:
 
 def read_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / CONFIG_JSON
-    if not path.is_file():
-        raise KwsKdError(f"{path}: missing; {Path(run_dir)} is not a kws-kd run folder")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KwsKdError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise KwsKdError(f"{path}: expected a JSON object")
+    data = read_json_object(path, f"{Path(run_dir)} is not a kws-kd run folder")
     return RunConfig.from_dict(data, source=str(path))
 
 

@@ -29,6 +29,7 @@ import numpy as np
 
 from kws_kd.atomic import atomic_path, atomic_write_text
 from kws_kd.errors import KwsKdError
+from kws_kd.jsonio import read_json_object
 from kws_kd.rollout import RolloutOptions, interpolate_attention
 
 FORMAT = "kws-kd-teacher-store"
@@ -114,12 +115,7 @@ def _mismatch_message(where: str, ours: dict, theirs: dict, what_theirs: str) ->
 def read_store_json(path: str | Path) -> dict:
     path = Path(path)
     meta_path = path / STORE_JSON
-    if not meta_path.is_file():
-        raise KwsKdError(f"{meta_path}: missing; not a teacher store")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KwsKdError(f"{meta_path}: not valid JSON ({exc})") from None
+    meta = read_json_object(meta_path, "not a teacher store")
     if meta.get("format") != FORMAT:
         raise KwsKdError(f"{meta_path}: not a teacher store (format {meta.get('format')!r})")
     if meta.get("version") != VERSION:

@@ -20,6 +20,7 @@ from typing import Iterable
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.errors import KwsKdError
+from kws_kd.jsonio import read_json_object
 
 SPLITS = ("train", "validation", "test")
 SAMPLE_RATE = 16000
@@ -134,13 +135,9 @@ def read_manifest(folder: str | Path) -> Manifest:
     """Read a folder written by `write_manifest` (e.g. `kws-kd data noisy` output)."""
     folder = Path(folder).resolve()
     csv_path, meta_path = folder / MANIFEST_CSV, folder / DATASET_JSON
-    for p in (csv_path, meta_path):
-        if not p.is_file():
-            raise KwsKdError(f"{p}: missing; not a kws-kd dataset folder")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KwsKdError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not csv_path.is_file():
+        raise KwsKdError(f"{csv_path}: missing; not a kws-kd dataset folder")
+    meta = read_json_object(meta_path, "not a kws-kd dataset folder")
     labels = list(meta["labels"])
     known = set(labels)
     clips: list[ClipRecord] = []

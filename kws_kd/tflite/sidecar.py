@@ -13,6 +13,7 @@ from pathlib import Path
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.errors import KwsKdError
+from kws_kd.jsonio import read_json_object
 from kws_kd.tflite.runner import io_details, op_counts
 
 SIDECAR_FORMAT = "kws-kd-tflite"
@@ -67,13 +68,8 @@ def write_sidecar(path: str | os.PathLike, sidecar: dict) -> None:
 def read_sidecar(tflite_path: str | os.PathLike) -> dict:
     """Read the sidecar of `tflite_path` (clear error when missing or not ours)."""
     path = sidecar_path(tflite_path)
-    if not path.is_file():
-        raise KwsKdError(f"{path}: missing; every kws-kd .tflite needs its sidecar JSON (re-run kws-kd export)")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise KwsKdError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+    data = read_json_object(path, "every kws-kd .tflite needs its sidecar JSON (re-run kws-kd export)")
+    if data.get("format") != SIDECAR_FORMAT:
         raise KwsKdError(f"{path}: not a kws-kd TFLite sidecar (format is not {SIDECAR_FORMAT!r})")
     if data.get("version", 0) > SIDECAR_VERSION:
         raise KwsKdError(f"{path}: sidecar version {data.get('version')} is newer than this kws-kd reads")
