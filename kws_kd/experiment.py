@@ -173,12 +173,21 @@ def folder_data(path: str | Path) -> DataRef:
 
 
 def _kws_kd(*args: str) -> None:
-    """Run a `kws-kd` subcommand in a child process (torch stays out of this one)."""
+    """Run a `kws-kd` subcommand in a child process (torch stays out of this one).
+
+    The child's stderr (its progress bars) is passed through as it comes; its
+    last line becomes the error message if the child fails.
+    """
     cmd = [sys.executable, "-m", "kws_kd.cli.main", *args]
-    proc = subprocess.run(cmd, stderr=subprocess.PIPE, text=True)
+    tail = b""
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE) as proc:
+        while chunk := proc.stderr.read1(4096):
+            sys.stderr.write(chunk.decode(errors="replace"))
+            sys.stderr.flush()
+            tail = (tail + chunk)[-4096:]
     if proc.returncode != 0:
-        tail = (proc.stderr or "").strip().splitlines()
-        raise KwsKdError(f"`kws-kd {' '.join(args[:2])}` failed: {tail[-1] if tail else 'exit ' + str(proc.returncode)}")
+        lines = tail.decode(errors="replace").replace("\r", "\n").strip().splitlines()
+        raise KwsKdError(f"`kws-kd {' '.join(args[:2])}` failed: {lines[-1] if lines else 'exit ' + str(proc.returncode)}")
 
 
 def teacher_folder(opts: ExperimentOptions, runner: StageRunner, data: DataRef) -> tuple[Path, list[StageResult]]:
