@@ -116,36 +116,20 @@ class Predictions:
     attention: np.ndarray | None = None  # [N, n'] when asked for
 
 
-def predict_keras(model, dataset, *, with_attention: bool = False, progress: str | None = None) -> Predictions:
-    """Run `model` (logits-only, or [logits, attention] with `with_attention`) over a batched dataset."""
-    import tensorflow as tf
-
-    forward = getattr(model, "_kws_kd_forward", None)
-    if forward is None:
-        forward = tf.function(lambda audio: model(audio, training=False), reduce_retracing=True)
-        object.__setattr__(model, "_kws_kd_forward", forward)
+def _predict(dataset, logits_of, *, with_attention: bool, progress: str | None) -> Predictions:
+    """Run `logits_of(audio) -> logits | (logits, attention)` over a batched dataset and gather everything."""
+    from tqdm import tqdm
 
     outs: dict[str, list] = {"logits": [], "targets": [], "ids": [], "spans": [], "att": []}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(desc=progress, unit="batch", leave=False)
-    for batch in dataset:
-        out = forward(batch["audio"])
+    for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=not progress):
+        out = logits_of(batch["audio"])
         if with_attention:
-            logits, att = out
+            out, att = out
             outs["att"].append(np.asarray(att))
-        else:
-            logits = out[0] if isinstance(out, (list, tuple)) else out
-        outs["logits"].append(np.asarray(logits))
+        outs["logits"].append(np.asarray(out))
         outs["targets"].append(batch["label"].numpy())
         outs["ids"].extend(x.decode() for x in batch["clip_id"].numpy())
         outs["spans"].append(batch["keyword_span"].numpy())
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
     if not outs["logits"]:
         raise KwsKdError("the split has no clips to evaluate")
     return Predictions(
@@ -157,52 +141,37 @@ def predict_keras(model, dataset, *, with_attention: bool = False, progress: str
     )
 
 
+def predict_keras(model, dataset, *, with_attention: bool = False, progress: str | None = None) -> Predictions:
+    """Run `model` (logits-only, or [logits, attention] with `with_attention`) over a batched dataset."""
+    import tensorflow as tf
+
+    forward = getattr(model, "_kws_kd_forward", None)
+    if forward is None:
+        forward = tf.function(lambda audio: model(audio, training=False), reduce_retracing=True)
+        object.__setattr__(model, "_kws_kd_forward", forward)
+
+    def logits_of(audio):
+        out = forward(audio)
+        if with_attention:
+            return out
+        return out[0] if isinstance(out, (list, tuple)) else out
+
+    return _predict(dataset, logits_of, with_attention=with_attention, progress=progress)
+
+
 def predict_tflite(path: str | Path, dataset, *, progress: str | None = None) -> Predictions:
     """Same as `predict_keras` for a .tflite file, clip by clip through LiteRT (same dataset, same clips)."""
-    try:
-        from kws_kd.tflite.runner import TFLiteClassifier
-    except ImportError:  # the export package is not there: minimal LiteRT loop
-        TFLiteClassifier = _MinimalTFLite
-    clf = TFLiteClassifier(path)
-    outs: dict[str, list] = {"logits": [], "targets": [], "ids": [], "spans": []}
-    from tqdm import tqdm
+    from kws_kd.tflite.runner import TFLiteClassifier
 
-    for batch in tqdm(dataset, desc=progress or f"eval {Path(path).name}", unit="batch", leave=False, disable=not progress):
-        audio = batch["audio"].numpy()
+    clf = TFLiteClassifier(path)
+
+    def logits_of(audio):
+        audio = audio.numpy()
         if audio.shape[1] != clf.input_samples:
             raise KwsKdError(f"{path}: model takes {clf.input_samples} samples, the data gives {audio.shape[1]}")
-        outs["logits"].append(np.stack([clf.logits(a) for a in audio]))
-        outs["targets"].append(batch["label"].numpy())
-        outs["ids"].extend(x.decode() for x in batch["clip_id"].numpy())
-        outs["spans"].append(batch["keyword_span"].numpy())
-    if not outs["logits"]:
-        raise KwsKdError("the split has no clips to evaluate")
-    return Predictions(
-        logits=np.concatenate(outs["logits"]),
-        targets=np.concatenate(outs["targets"]),
-        clip_ids=outs["ids"],
-        spans=np.concatenate(outs["spans"]),
-    )
+        return np.stack([clf.logits(a) for a in audio])
 
-
-class _MinimalTFLite:
-    """Float-I/O LiteRT runner, used only if `kws_kd.tflite` is unavailable."""
-
-    def __init__(self, path):
-        from ai_edge_litert.interpreter import Interpreter
-
-        if not Path(path).is_file():
-            raise KwsKdError(f"{path}: no such .tflite file")
-        self.interp = Interpreter(model_path=str(path), num_threads=1)
-        self.interp.allocate_tensors()
-        self.inp = self.interp.get_input_details()[0]
-        self.out = self.interp.get_output_details()[0]
-        self.input_samples = int(self.inp["shape"][-1])
-
-    def logits(self, audio):
-        self.interp.set_tensor(self.inp["index"], np.asarray(audio, np.float32).reshape(self.inp["shape"]))
-        self.interp.invoke()
-        return self.interp.get_tensor(self.out["index"]).reshape(-1).astype(np.float32)
+    return _predict(dataset, logits_of, with_attention=False, progress=progress)
 
 
 # ---------------------------------------------------------------- attention in the keyword span
