@@ -33,6 +33,8 @@ from kws_kd.errors import KwsKdError
 
 KL_DIRECTIONS = ("student_teacher", "teacher_student")
 INTERPOLATIONS = ("linear", "area")
+#: What to do with the teacher's frame 0 before interpolation (see `fix_first_frame`).
+FIRST_FRAME_MODES = ("neighbour", "keep")
 #: Probabilities are clipped to this before a log so one zero does not make the loss inf.
 EPS = 1e-8
 
@@ -77,6 +79,26 @@ def interpolate_attention(vector: np.ndarray, length: int, method: str = "linear
     return (out / total).astype(np.float32)
 
 
+def fix_first_frame(vector: np.ndarray, mode: str = "neighbour") -> np.ndarray:
+    """Replace frame 0 of a teacher rollout vector by frame 1 (`neighbour`), or keep it.
+
+    The teacher classifies from its first context vector c_1, so the rollout row
+    we store is c_1's attention over all frames, and frame 0 is c_1 itself. The
+    rollout adds the identity at every layer (the residual path), so frame 0
+    keeps a self-share (~0.12 of the mass at 8 s with the reference teacher) that
+    says nothing about where the keyword is. Copying frame 1 into it removes that
+    spike without leaving a hole (a zero would make KL(a_S||a_T) blow up at t=0).
+    """
+    if mode not in FIRST_FRAME_MODES:
+        raise KwsKdError(f"unknown first-frame mode {mode!r}; expected one of {', '.join(FIRST_FRAME_MODES)}")
+    v = np.asarray(vector, dtype=np.float64)
+    if mode == "keep" or v.size < 2:
+        return v
+    v = v.copy()
+    v[0] = v[1]
+    return v
+
+
 def check_finite(name: str, array: np.ndarray, source: str) -> None:
     """Refuse NaN/inf in a stored vector, naming the store and the clip."""
     if not np.all(np.isfinite(array)):
@@ -89,8 +111,12 @@ def teacher_attention_targets(
     length: int,
     method: str = "linear",
     source: str = "teacher store",
+    first_frame: str = "neighbour",
 ) -> np.ndarray:
     """[N, length] float32: each clip's teacher rollout interpolated to the student's n'.
+
+    `first_frame` decides what happens to the teacher's self-frame first
+    (`fix_first_frame`).
 
     Errors (before any training) when a stored vector has NaN/inf or has fewer
     frames than the student's n' (the teacher cannot be upsampled into detail it
@@ -106,7 +132,7 @@ def teacher_attention_targets(
                 f"{source}: teacher attention of clip {cid!r} has {vec.size} frames but the student needs "
                 f"n'={length}; a student cannot have more time steps than the teacher"
             )
-        out[i] = interpolate_attention(vec, length, method)
+        out[i] = interpolate_attention(fix_first_frame(vec, first_frame), length, method)
     return out
 
 

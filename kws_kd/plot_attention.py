@@ -40,7 +40,7 @@ def plot_attention(runs: list[str], teacher_store: str, clip_id: str, out: str |
 
     from kws_kd.atomic import atomic_path
     from kws_kd.data.load import load_dataset
-    from kws_kd.distill import interpolate_attention
+    from kws_kd.distill import fix_first_frame, interpolate_attention
     from kws_kd.run import load_run
     from kws_kd.store import TeacherStore
 
@@ -65,7 +65,8 @@ def plot_attention(runs: list[str], teacher_store: str, clip_id: str, out: str |
         t = (np.arange(len(a_s)) + 0.5) * seconds / len(a_s)
         ax.plot(t, a_s, color="tab:blue", label="a_S")
         if len(teacher) >= len(a_s):
-            ax.plot(t, interpolate_attention(teacher, len(a_s), run.config.interpolation), "--", color="gray", label="a_T")
+            target = fix_first_frame(teacher, run.config.teacher_first_frame)
+            ax.plot(t, interpolate_attention(target, len(a_s), run.config.interpolation), "--", color="gray", label="a_T")
         ax.set_ylabel(f"{run.config.model}\nλ={run.config.kd_lambda:g}")
         ax.legend(loc="upper right", fontsize=7)
     for ax in axes:

@@ -70,6 +70,7 @@ class RunConfig:
     kd_lambda: float = 0.0
     kl_direction: str = "student_teacher"
     interpolation: str = "linear"
+    teacher_first_frame: str = "keep"  # runs written before this option kept frame 0
     logit_kd_beta: float = 0.0
     logit_kd_temperature: float = 1.0
     steps: int = 20000

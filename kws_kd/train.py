@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from kws_kd.distill import INTERPOLATIONS, DistillLoss, teacher_attention_targets, teacher_logit_targets
+from kws_kd.distill import FIRST_FRAME_MODES, INTERPOLATIONS, DistillLoss, teacher_attention_targets, teacher_logit_targets
 from kws_kd.errors import KwsKdError
 from kws_kd.run import (
     BEST_WEIGHTS,
@@ -75,6 +75,7 @@ class TrainOptions:
     kd_lambda: float = 0.0
     kl_direction: str = "student_teacher"
     interpolation: str = "linear"
+    teacher_first_frame: str = "neighbour"
     logit_kd_beta: float = 0.0
     logit_kd_temperature: float = 1.0
     steps: int = 20000
@@ -123,6 +124,9 @@ def _check_options(opts: TrainOptions) -> DistillLoss:
         raise KwsKdError(f"--distribute must be one of {', '.join(DISTRIBUTE)}, got {opts.distribute!r}")
     if opts.interpolation not in INTERPOLATIONS:
         raise KwsKdError(f"--interpolation must be one of {', '.join(INTERPOLATIONS)}, got {opts.interpolation!r}")
+    if opts.teacher_first_frame not in FIRST_FRAME_MODES:
+        raise KwsKdError(f"--teacher-first-frame must be one of {', '.join(FIRST_FRAME_MODES)}, "
+                         f"got {opts.teacher_first_frame!r}")
     if opts.learning_rates is not None and (not opts.learning_rates or any(not lr > 0 for lr in opts.learning_rates)):
         raise KwsKdError(f"--learning-rates must be positive numbers, got {opts.learning_rates}")
     if opts.clip_seconds is not None and not opts.clip_seconds > 0:
@@ -171,7 +175,8 @@ def prepare(opts: TrainOptions) -> Prepared:
                 f"(first {min(len(missing), MISSING_SHOWN)}: {', '.join(missing[:MISSING_SHOWN])})"
             )
         if loss.uses_attention:
-            t_att = teacher_attention_targets(store, train_ids, n_prime, opts.interpolation, source=str(opts.teacher_store))
+            t_att = teacher_attention_targets(store, train_ids, n_prime, opts.interpolation,
+                                              source=str(opts.teacher_store), first_frame=opts.teacher_first_frame)
         if loss.uses_teacher_logits:
             t_logits = teacher_logit_targets(store, train_ids, manifest.num_labels, source=str(opts.teacher_store))
             # the teacher's logits follow its own label order: put them in the dataset's
@@ -190,6 +195,7 @@ def prepare(opts: TrainOptions) -> Prepared:
         kd_lambda=float(opts.kd_lambda),
         kl_direction=opts.kl_direction,
         interpolation=opts.interpolation,
+        teacher_first_frame=opts.teacher_first_frame,
         logit_kd_beta=float(opts.logit_kd_beta),
         logit_kd_temperature=float(opts.logit_kd_temperature),
         steps=int(opts.steps),

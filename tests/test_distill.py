@@ -227,6 +227,21 @@ def test_targets_matrix_and_bad_vectors():
         teacher_logit_targets(lstore, ["a"], 3)
 
 
+def test_first_frame_neighbour_removes_self_spike():
+    """The self-share on frame 0 is replaced by frame 1's value before resampling; `keep` leaves it."""
+    v = np.full(8, 0.05)
+    v[0], v[5] = 0.4, 0.25  # spike at the self-frame, keyword at frame 5
+    store = _FakeStore({"a": v / v.sum()})
+    fixed = teacher_attention_targets(store, ["a"], 8, first_frame="neighbour")[0]
+    kept = teacher_attention_targets(store, ["a"], 8, first_frame="keep")[0]
+    expected = np.array([0.05, 0.05, 0.05, 0.05, 0.05, 0.25, 0.05, 0.05])
+    np.testing.assert_allclose(fixed, expected / expected.sum(), rtol=1e-6)
+    np.testing.assert_allclose(kept, v / v.sum(), rtol=1e-6)
+    assert fixed.argmax() == 5 and kept.argmax() == 0
+    with pytest.raises(KwsKdError, match="first-frame mode 'drop'"):
+        teacher_attention_targets(store, ["a"], 8, first_frame="drop")
+
+
 def test_lambda_zero_gradients_real_student_equal_vanilla_build():
     """With a registry student: lambda=0 through the training model == CE through the vanilla build."""
     import keras

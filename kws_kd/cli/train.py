@@ -34,6 +34,9 @@ def register(subparsers) -> None:
                    help="KL(a_S||a_T) as in the paper, or KL(a_T||a_S)")
     p.add_argument("--interpolation", choices=["linear", "area"], default="linear",
                    help="how teacher frames are resampled to the student's n' steps")
+    p.add_argument("--teacher-first-frame", choices=["neighbour", "keep"], default="neighbour",
+                   help="neighbour: replace the teacher's frame 0 (c_1's self-share from the rollout's identity "
+                        "term) by frame 1 before interpolation; keep: use it as stored")
     p.add_argument("--logit-kd-beta", type=float, default=0.0, help="weight of Hinton logit KD from the stored teacher logits")
     p.add_argument("--logit-kd-temperature", type=float, default=1.0, help="temperature T of logit KD")
     p.add_argument("--steps", type=int, default=20000, help="training steps")
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         kd_lambda=args.kd_lambda,
         kl_direction=args.kl_direction,
         interpolation=args.interpolation,
+        teacher_first_frame=args.teacher_first_frame,
         logit_kd_beta=args.logit_kd_beta,
         logit_kd_temperature=args.logit_kd_temperature,
         steps=args.steps,
