@@ -36,6 +36,12 @@ def add_grid_arguments(p: argparse.ArgumentParser, *, steps: int, batch_size: in
     p.add_argument("--rollout-layers", default="all", help="teacher layers in the target")
     p.add_argument("--rollout-mode", default="rollout", choices=("rollout", "last_layer"))
     p.add_argument("--max-clips-per-label", type=int, default=None, help="subsample each split (smoke runs)")
+    p.add_argument("--learning-rates", type=float, nargs="+", default=None,
+                   help="Adam piecewise schedule for every student (default: kws_kd.experiment.training_recipe)")
+    p.add_argument("--teacher-first-frame", choices=("neighbour", "keep"), default="neighbour",
+                   help="teacher frame 0 (c_1's self-share) in the target: replaced by frame 1, or kept")
+    p.add_argument("--long-only", nargs="*", default=[], metavar="STUDENT",
+                   help="students trained only at the longest clip length (saves CPU)")
 
 
 def run_grid(args: argparse.Namespace, lengths: list[float | None],
@@ -49,14 +55,18 @@ def run_grid(args: argparse.Namespace, lengths: list[float | None],
             data=getattr(args, "data", "auto"), noise=getattr(args, "noise", None), seconds=seconds or 0.0,
             steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every, teacher=args.teacher,
             rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
-            max_clips_per_label=args.max_clips_per_label,
+            max_clips_per_label=args.max_clips_per_label, teacher_first_frame=args.teacher_first_frame,
+            learning_rates=tuple(args.learning_rates) if args.learning_rates else None,
         )
         data = make_data(opts, runner)
         teacher, teacher_stages = teacher_folder(opts, runner, data)
         store, store_stage = teacher_store(opts, runner, data, teacher, teacher_stages)
         manifest = load_dataset(data.path)
         teacher_rows[str(seconds)] = teacher_metrics(store, manifest, manifest.clip_seconds or seconds or 0.0)
+        longest = seconds == max(lengths, key=lambda x: x or 0.0)
         for model in args.students:
+            if model in args.long_only and not longest:
+                continue
             for lam in args.lambdas:
                 for seed in args.seeds:
                     s = student_run(opts, runner, model, lam, data, store, [store_stage], seed=seed, ship=False).summary
@@ -114,16 +124,40 @@ def findings(result: dict, args, lengths) -> list[str]:
     """Does the best lambda beat vanilla on the mean, per student and length?"""
     if 0.0 not in args.lambdas or len(args.lambdas) < 2:
         return []
-    out = []
+    out, gaps = [], {}
     for seconds in lengths:
         for model in args.students:
             means = {lam: np.mean(v) if v else np.nan
                      for lam, v in zip(args.lambdas, _cells(result["rows"], seconds, model, args.lambdas, "value"))}
             best = max((lam for lam in args.lambdas if lam > 0), key=lambda lam: means[lam])
             gap = 100 * (means[best] - means[0.0])
+            if np.isnan(gap):
+                continue
             d = "full" if seconds is None else f"{seconds:g} s"
             out.append(f"{d}, {model}: best λ={best:g} {'beats' if gap > 0 else 'does not beat'} vanilla by {gap:+.2f} points")
+            gaps.setdefault(model, {})[seconds] = gap
+    numeric = sorted(s for s in lengths if s is not None)
+    if len(numeric) >= 2:
+        short, long_ = numeric[0], numeric[-1]
+        for model, g in gaps.items():
+            if short in g and long_ in g:
+                larger = g[long_] > g[short]
+                out.append(f"{model}: the KD gap is {'larger' if larger else 'not larger'} at {long_:g} s "
+                           f"({g[long_]:+.2f}) than at {short:g} s ({g[short]:+.2f})")
     return out
+
+
+def recipe_text(args) -> str:
+    """The optimizer / schedule the runs used, in words (kws_kd.experiment.training_recipe)."""
+    from kws_kd.experiment import SHORT_RUN_LEARNING_RATES, SHORT_RUN_STEPS, SHORT_RUN_STUDENT_CONFIG
+
+    if args.learning_rates:
+        return "Adam, piecewise " + ", ".join(f"{x:g}" for x in args.learning_rates)
+    if args.steps >= SHORT_RUN_STEPS:
+        return "the paper's per-student optimizer and schedule (kws_kd.train defaults)"
+    over = "; ".join(f"{m} {c}" for m, c in SHORT_RUN_STUDENT_CONFIG.items())
+    return ("short-run recipe: Adam, piecewise " + ", ".join(f"{x:g}" for x in SHORT_RUN_LEARNING_RATES)
+            + f" over equal thirds; config overrides: {over}")
 
 
 def write_report(result: dict, args, lengths, argv: list[str], *, script: str, title: str, metric: str,
@@ -143,7 +177,9 @@ def write_report(result: dict, args, lengths, argv: list[str], *, script: str, t
     md = [f"# {title} ({metric})", "", f"Command: `{command.strip()}`", "",
           f"- Scale: {scale}; seeds {args.seeds}; mean ± std over seeds.",
           f"- Data: {result.get('source')}; clips per split {result.get('clips')}.",
-          f"- Teacher target: rollout layers {args.rollout_layers}, mode {args.rollout_mode}.",
+          f"- Teacher target: rollout layers {args.rollout_layers}, mode {args.rollout_mode}, "
+          f"frame 0 (c_1's self-share): {args.teacher_first_frame}.",
+          f"- Training recipe: {recipe_text(args)}.",
           f"- Wall time: {result['wall_seconds'] / 60:.1f} min on this machine.",
           "- Figures from small offline data are NOT comparable with the paper's numbers.", ""]
     md += tables(result, args, lengths, metric_scale) + ["", "## Findings", ""]

@@ -28,7 +28,8 @@ def test_table2_grid_reports_every_cell(tmp_path, sc_subset):
 
     teacher = _tiny_teacher(tmp_path / "teacher", list(LABELS_12))
     report = tmp_path / "RESULTS.md"
-    argv = ["--data", str(sc_subset), "--seconds", "2", "--students", "tc_resnet", "--lambdas", "0", "0.25",
+    argv = ["--data", str(sc_subset), "--seconds", "1", "2", "--students", "tc_resnet", "--lambdas", "0", "0.25",
+            "--long-only", "tc_resnet",
             "--seeds", "0", "1", "--steps", "2", "--batch-size", "8", "--eval-every", "2",
             "--max-clips-per-label", "2", "--teacher", str(teacher), "--out", str(tmp_path / "out"),
             "--report", str(report)]
@@ -67,3 +68,36 @@ def test_mean_std_formats():
     assert protocol.mean_std([0.5, 0.7]) == "60.00 ± 14.14"
     assert protocol.mean_std([0.25], scale=1.0) == "0.2500 ± 0.0000"
     assert protocol.mean_std([]) == "-"
+
+
+def test_findings_compare_the_kd_gap_between_lengths():
+    """Per student: does the best lambda beat vanilla, and is the gap larger at the longest length?"""
+    import argparse
+
+    rows = []
+    for seconds, gap in ((2.0, 0.01), (8.0, 0.05)):
+        for lam, base in ((0.0, 0.50), (0.25, 0.50 + gap)):
+            rows += [{"seconds": seconds, "model": "tc_resnet", "kd_lambda": lam, "seed": s, "value": base + d}
+                     for s, d in ((0, -0.01), (1, 0.01))]
+    rows += [{"seconds": 8.0, "model": "att_rnn", "kd_lambda": lam, "seed": 0, "value": v}
+             for lam, v in ((0.0, 0.6), (0.25, 0.55))]  # trained at 8 s only (--long-only)
+    args = argparse.Namespace(lambdas=[0.0, 0.25], students=["tc_resnet", "att_rnn"])
+    out = protocol.findings({"rows": rows}, args, [2.0, 8.0])
+    assert "2 s, tc_resnet: best λ=0.25 beats vanilla by +1.00 points" in out
+    assert "8 s, tc_resnet: best λ=0.25 beats vanilla by +5.00 points" in out
+    assert "8 s, att_rnn: best λ=0.25 does not beat vanilla by -5.00 points" in out
+    assert not any(f.startswith("2 s, att_rnn") for f in out)
+    assert "tc_resnet: the KD gap is larger at 8 s (+5.00) than at 2 s (+1.00)" in out
+
+
+def test_short_runs_get_the_short_recipe_and_full_runs_the_papers():
+    from kws_kd.experiment import ExperimentOptions, training_recipe
+
+    short = training_recipe(ExperimentOptions(steps=200), "tc_resnet")
+    assert short == {"optimizer": "adam", "learning_rates": [0.002, 0.002, 0.0005],
+                     "student_config": {"bn_momentum": 0.9}}
+    assert training_recipe(ExperimentOptions(steps=200), "att_rnn")["student_config"] == {}
+    assert training_recipe(ExperimentOptions(steps=20000), "tc_resnet") == {
+        "optimizer": None, "learning_rates": None, "student_config": {}}
+    explicit = training_recipe(ExperimentOptions(steps=20000, learning_rates=(0.01, 0.001)), "lstm_p")
+    assert explicit["optimizer"] == "adam" and explicit["learning_rates"] == [0.01, 0.001]
