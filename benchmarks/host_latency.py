@@ -56,6 +56,7 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
     import keras
 
     from kws_kd.errors import KwsKdError
+    from kws_kd.features import dynamic_range_safe
     from kws_kd.students.attention import strip
     from kws_kd.students.macs import model_macs
     from kws_kd.students.registry import build_student
@@ -74,16 +75,18 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
             todo = {m: work / f"{name}_{sec:g}s_{m}.tflite" for m in modes}
             missing = {m: p for m, p in todo.items() if not p.exists()}
             files.update({(name, sec, m): p for m, p in todo.items()})
-            if missing:
-                sm = work / f"{name}_{sec:g}s_savedmodel"
+            for m, p in missing.items():
+                # dynamic-range files need the MUL+SUM mel form (kws_kd.features.dynamic_range_safe)
+                sm = work / f"{name}_{sec:g}s_savedmodel{'_dynamic' if m == 'dynamic' else ''}"
                 if not sm.exists():
                     t = time.time()
                     tmp_sm = sm.with_name(sm.name + ".partial")
                     shutil.rmtree(tmp_sm, ignore_errors=True)
-                    export_saved_model(model, tmp_sm, name)
+                    with dynamic_range_safe(model, m == "dynamic"):
+                        export_saved_model(model, tmp_sm, name)
                     tmp_sm.rename(sm)
                     log(f"  {name} {sec:g}s SavedModel in {time.time() - t:.0f}s")
-                jobs += [Job(sm, m, p, f"{name} {sec:g}s") for m, p in missing.items()]
+                jobs.append(Job(sm, m, p, f"{name} {sec:g}s"))
         if not jobs:
             continue
         rng = np.random.default_rng(0)

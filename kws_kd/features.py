@@ -6,10 +6,13 @@ written to convert to TFLite *builtin* ops only:
 
 - framing + FFT: `tf.signal.stft` with a precomputed Hann window -> RFFT2D and
   COMPLEX_ABS in TFLite (the window is a constant, never a captured tensor);
-- mel filterbank: a matmul while training (cheap at batch 100); in export mode
-  (`quantization_safe=True`) a broadcast multiply + reduce_sum instead, because
-  dynamic-range quantization turns a constant-weight matmul into an int8 hybrid
-  op and that wrecks the mel energies, while MUL/SUM stay float;
+- mel filterbank: a matmul (one FULLY_CONNECTED / BATCH_MATMUL in TFLite).
+  Only for dynamic-range files (`quantization_safe=True`, set by
+  `dynamic_range_safe`) is it a broadcast multiply + reduce_sum instead:
+  dynamic-range quantization turns a constant-weight matmul into an int8
+  hybrid op, which wrecks the mel energies, while MUL/SUM stay float. That
+  form materialises a [frames, bins, mel] tensor (31 MB at 8 s) and is slow,
+  so no other mode uses it (full int8 keeps the front end float anyway);
 - log: log(max(mel, floor));
 - DCT-II: always multiply + reduce_sum with a constant matrix (not
   `tf.signal.mfccs_from_log_mel_spectrograms`, which has no builtin lowering).
@@ -21,8 +24,10 @@ excluded); the DCT is TF's MFCC DCT: DCT-II scaled by 1/sqrt(2 * mel_bins).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import keras
 import numpy as np
@@ -148,6 +153,30 @@ class MfccFrontEnd(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict(), "quantization_safe": self.quantization_safe}
+
+
+@contextlib.contextmanager
+def dynamic_range_safe(model, on: bool = True) -> Iterator[int]:
+    """Within the block, every MFCC layer of `model` uses the dynamic-range-safe mel form.
+
+    Used around SavedModel export for `--quantize dynamic` only (the layer is
+    re-traced at export, so the flag decides the exported graph). Yields the
+    number of front-end layers switched.
+    """
+    stack, layers = list(getattr(model, "layers", [])), []
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, MfccFrontEnd):
+            layers.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+    before = [layer.quantization_safe for layer in layers]
+    for layer in layers:
+        layer.quantization_safe = bool(on)
+    try:
+        yield len(layers)
+    finally:
+        for layer, flag in zip(layers, before):
+            layer.quantization_safe = flag
 
 
 @keras.saving.register_keras_serializable(package="kws_kd")

@@ -92,6 +92,45 @@ def test_mfcc_front_end_dynamic_range_tflite_stays_float(tmp_path):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
+def test_export_front_end_uses_a_matmul_and_dynamic_range_safe_switches_it(tmp_path):
+    """Outside dynamic-range export the mel step is one matmul: no [frames, bins, mel] tensor.
+
+    The MUL+SUM form materialises frames x bins x mel floats (31 MB at 8 s); the
+    default graph must not. `dynamic_range_safe` switches the layer for the
+    export block only and restores it afterwards.
+    """
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kws_kd.features import dynamic_range_safe
+
+    cfg = FrontEndConfig()
+    inp = keras.Input((16000,), batch_size=1)
+    layer = MfccFrontEnd(cfg)
+    model = keras.Model(inp, layer(inp))
+
+    def biggest_tensor(safe: bool) -> int:
+        with dynamic_range_safe(model, safe) as switched:
+            assert switched == 1 and layer.quantization_safe is safe
+            model.export(str(tmp_path / f"sm{safe}"), format="tf_saved_model",
+                         input_signature=[tf.TensorSpec([1, 16000], tf.float32)], verbose=False)
+        assert layer.quantization_safe is False  # restored
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / f"sm{safe}"))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        it = Interpreter(model_content=converter.convert())
+        it.allocate_tensors()
+        audio = _audio(1, 16000, seed=4)
+        it.set_tensor(it.get_input_details()[0]["index"], audio)
+        it.invoke()
+        np.testing.assert_allclose(it.get_tensor(it.get_output_details()[0]["index"]), reference_mfcc(audio, cfg),
+                                   rtol=1e-4, atol=1e-4 * np.abs(reference_mfcc(audio, cfg)).max())
+        return max(int(np.prod(t["shape"])) for t in it.get_tensor_details())
+
+    frames, mel = num_frames(16000, cfg), cfg.mel_bins
+    assert biggest_tensor(False) < frames * 100 * mel  # at most a few [frames, bins] tensors
+    assert biggest_tensor(True) >= frames * 400 * mel  # the broadcast product, ~485 bins
+
+
 def test_spec_augment_is_identity_at_inference():
     x = np.random.default_rng(0).standard_normal((4, 49, 20)).astype(np.float32)
     layer = SpecAugment()

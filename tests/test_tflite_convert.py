@@ -45,6 +45,7 @@ def converted(tmp_path_factory):
     All SavedModels are exported first, then ONE converter child converts them
     all (one TensorFlow import instead of eight).
     """
+    from kws_kd.features import dynamic_range_safe
     from kws_kd.students.attention import strip
     from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
 
@@ -56,8 +57,10 @@ def converted(tmp_path_factory):
         model = strip(_build(name))
         scopes.update(front_end_scopes(model))
         export_saved_model(model, root / f"{name}_sm", name)
+        with dynamic_range_safe(model):  # as convert_model does for --quantize dynamic
+            export_saved_model(model, root / f"{name}_dynamic_sm", name)
         files = {m: root / f"{name}_{m}.tflite" for m in MODES}
-        jobs += [Job(root / f"{name}_sm", m, p, name) for m, p in files.items()]
+        jobs += [Job(root / f"{name}_{'dynamic_' if m == 'dynamic' else ''}sm", m, p, name) for m, p in files.items()]
         vanilla = None
         if name in NON_ATTENTION:
             twin = _build(name, attention=False)

@@ -65,8 +65,8 @@ def student_info(model: keras.Model) -> StudentInfo:
 
 
 def front_end_layers(front_end: FrontEndConfig, spec_augment: bool, options: BuildOptions) -> dict:
-    """The MFCC layer (quantization-safe in export builds) and, if enabled, SpecAugment."""
-    layers = {"mfcc": MfccFrontEnd(front_end, quantization_safe=options.for_export, name="mfcc")}
+    """The MFCC layer and, if enabled, SpecAugment (dynamic-range export: `features.dynamic_range_safe`)."""
+    layers = {"mfcc": MfccFrontEnd(front_end, name="mfcc")}
     if spec_augment:
         layers["spec_augment"] = SpecAugment(name="spec_augment")
     return layers

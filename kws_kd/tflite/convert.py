@@ -164,13 +164,20 @@ def convert_model(
     `float_scopes` defaults to the model's MFCC front-end layer: in int8 mode
     those ops stay float (see `_child._selective_int8`).
     """
+    from kws_kd.features import dynamic_range_safe
+
     label = label or model.name
     if float_scopes is None:
         float_scopes = front_end_scopes(model)
     with tempfile.TemporaryDirectory(prefix="kws-kd-savedmodel-") as tmp:
-        saved = Path(tmp) / "saved_model"
-        export_saved_model(model, saved, label)
-        return convert_saved_model(
-            saved, outputs, representative=representative, int8_io=int8_io, label=label,
-            float_scopes=float_scopes, timeout_s=timeout_s,
-        )  # fmt: skip
+        jobs = []
+        for safe in (False, True):  # the dynamic-range file needs its own front-end form
+            modes = [m for m in outputs if (m == "dynamic") == safe]
+            if not modes:
+                continue
+            saved = Path(tmp) / f"saved_model{'_dynamic' if safe else ''}"
+            with dynamic_range_safe(model, safe):
+                export_saved_model(model, saved, label)
+            jobs += [Job(saved, m, Path(outputs[m]), label) for m in modes]
+        run_jobs(jobs, representative=representative, int8_io=int8_io, float_scopes=float_scopes, timeout_s=timeout_s)
+        return {job.mode: job.out for job in jobs}
