@@ -197,3 +197,38 @@ def test_unknown_mode_is_refused(tmp_path):
 
     with pytest.raises(KwsKdError, match="unknown quantization mode"):
         convert_saved_model(tmp_path, {"int4": tmp_path / "x.tflite"})
+
+
+@pytest.mark.slow
+def test_internal_tensor_names_are_short_and_io_and_signature_survive(converted, clips):
+    """Every internal tensor is `t<index>`; the I/O tensors keep their names; the signature still runs.
+
+    And shortening changes nothing else: re-shortening is a no-op, and the
+    file's logits equal those of the Keras model (float32) as before.
+    """
+    import re
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kws_kd.tflite.names import shorten_tensor_names
+    from kws_kd.tflite.verify import keras_logits
+
+    path = converted["att_rnn"]["files"]["int8"]
+    it = Interpreter(model_path=str(path))
+    io = {d["index"] for d in it.get_input_details() + it.get_output_details()}
+    names = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    assert all(re.fullmatch(rf"t{i}", n) for i, n in names.items() if i not in io)
+    assert all(not re.fullmatch(r"t\d+", names[i]) for i in io)
+    (key,) = it.get_signature_list()
+    runner = it.get_signature_runner(key)
+    (in_name,) = it.get_signature_list()[key]["inputs"]
+    (out,) = runner(**{in_name: clips[:1]}).values()
+    assert out.shape == (1, 12) and np.all(np.isfinite(out))
+    data = path.read_bytes()
+    assert shorten_tensor_names(data) == data
+    f32 = Interpreter(model_path=str(converted["lstm_p"]["files"]["float32"]))
+    f32.allocate_tensors()
+    f32.set_tensor(f32.get_input_details()[0]["index"], clips[:1])
+    f32.invoke()
+    ref = keras_logits(converted["lstm_p"]["keras"], clips[:1])
+    np.testing.assert_allclose(f32.get_tensor(f32.get_output_details()[0]["index"]), ref, atol=1e-4)
