@@ -183,8 +183,84 @@ def test_export_errors_are_one_line(tmp_path, capsys):
     assert main(["export", "--tflite", "--run", str(tmp_path / "nope"), "--out", str(tmp_path / "a.tflite")]) == 2
     assert "no such run folder" in capsys.readouterr().err
     assert main(["export", "--tflite", "--run", str(tmp_path), "--streaming", "--out", str(tmp_path / "a.tflite")]) == 2
-    assert "not implemented yet" in capsys.readouterr().err
+    assert "is not a kws-kd run folder" in capsys.readouterr().err
     assert not (tmp_path / "a.tflite").exists()
+
+
+@pytest.mark.slow
+def test_streaming_of_a_conv_student_is_refused(trained_run, capsys):
+    out = trained_run["root"] / "stream_tc.tflite"
+    rc = main(["export", "--tflite", "--run", str(trained_run["run"]), "--streaming", "--out", str(out)])
+    assert rc == 2 and "tc_resnet cannot stream" in capsys.readouterr().err and not out.exists()
+
+
+@pytest.mark.slow
+def test_streaming_lstm_p_export_end_to_end(trained_run, tmp_path, capsys):
+    """A trained LSTM-P run -> `--streaming` float32 and int8 files + sidecars, checked hop by hop.
+
+    The check uses LiteRT's signature runner directly (not kws_kd's streaming
+    runner): feed tail = first 320 samples, then consecutive 320-sample hops,
+    carrying tail and state; the last logits must match the whole-clip Keras model.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kws_kd.bench.host import host_latency
+    from kws_kd.run import RunConfig, load_run, write_config, write_json
+    from kws_kd.tflite.evaluate import evaluate_tflite
+    from kws_kd.students.attention import strip
+    from kws_kd.students.registry import build_student, make_config
+    from kws_kd.tflite.clips import load_clips
+    from kws_kd.tflite.verify import keras_logits
+
+    config = {"units": 32, "projection": 16}
+    x, y, _ = load_clips(trained_run["manifest"], "train", SR)
+    keras.utils.set_random_seed(0)
+    model = build_student("lstm_p", len(LABELS), SR, make_config("lstm_p", config), attention=True)
+    infer = strip(model)
+    infer.compile(optimizer=keras.optimizers.Adam(1e-2), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    infer.fit(x, y, batch_size=32, epochs=6, verbose=0, shuffle=True)
+    run = tmp_path / "run"
+    write_config(run, RunConfig(model="lstm_p", labels=list(LABELS), student_config=config,
+                                data=str(trained_run["data"])))
+    model.save_weights(str(run / "best.weights.h5"))
+    write_json(run / "test_metrics.json", {"accuracy": 0.0})
+    whole = load_run(run).build_model(strip=True, for_export=True)
+    xt = trained_run["xt"]
+    ref = keras_logits(whole, xt)
+    for mode in ("float32", "int8"):
+        path = tmp_path / f"lstm_p_stream_{mode}.tflite"
+        rc = main(["export", "--tflite", "--run", str(run), "--streaming", "--quantize", mode, "--out", str(path),
+                   "--calibration-clips", "16", "--verify-clips", "20"])
+        assert rc == 0, capsys.readouterr().err
+        assert "top-1 agreement with Keras" in capsys.readouterr().out
+        side = json.loads(path.with_suffix(".json").read_text())
+        st = side["streaming"]
+        assert (st["hop_samples"], st["window_samples"], st["tail_samples"]) == (320, 640, 320)
+        assert st["states"] == {"state_r": 16, "state_c": 32}
+        assert set(st["tensors"]["inputs"]) == {"audio", "tail", "state_r", "state_c"}
+        assert side["input"]["shape"] == [1, 320] and side["output"]["shape"] == [1, len(LABELS)]
+        it = Interpreter(model_path=str(path))
+        (key,) = it.get_signature_list()
+        runner = it.get_signature_runner(key)
+        outs = sorted(runner.get_output_details(), key=lambda k: int(k.rsplit("_", 1)[-1]))
+        got = []
+        for clip in xt:
+            tail, r, c = clip[None, :320], np.zeros((1, 16), np.float32), np.zeros((1, 32), np.float32)
+            for k in range(49):
+                res = runner(audio=clip[None, 320 + 320 * k : 640 + 320 * k], tail=tail, state_r=r, state_c=c)
+                logits, tail, r, c = (res[n] for n in outs)
+            got.append(logits[0])
+        got = np.array(got)
+        if mode == "float32":
+            np.testing.assert_allclose(got, ref, atol=1e-4)
+        else:
+            assert np.mean(np.argmax(got, -1) == np.argmax(ref, -1)) >= 0.9
+        # `kws-kd eval --tflite` and the host latency read the sidecar and stream too
+        metrics = evaluate_tflite(path, trained_run["data"], "test")
+        assert metrics["clips"] == len(xt)
+        assert metrics["accuracy"] == pytest.approx(float(np.mean(np.argmax(got, -1) == trained_run["yt"])))
+        lat = host_latency(path, runs=3, warmup=1)
+        assert lat["streaming"] and lat["frames"] == 49 and lat["median_ms"] > lat["hop_median_ms"] > 0
 
 
 def test_missing_sidecar_is_a_clear_error(tmp_path):

@@ -46,7 +46,16 @@ def host_latency(
     xnnpack: bool = True,
     seed: int = 0,
 ) -> dict:
-    """Median/p90 latency (ms) of one inference of `path` on this machine's CPU."""
+    """Median/p90 latency (ms) of one inference of `path` on this machine's CPU.
+
+    A streaming file (its sidecar says so) is timed per clip of its sidecar
+    length, hop by hop, plus per hop (`kws_kd.tflite.streaming.streaming_latency`).
+    """
+    from kws_kd.tflite.streaming import streaming_latency, streaming_runner
+
+    if xnnpack and streaming_runner(path) is not None:
+        return {**streaming_latency(path, threads=threads, runs=runs, warmup=warmup, seed=seed), "xnnpack": True,
+                "warmup": warmup}
     clf = TFLiteClassifier(path, num_threads=threads, xnnpack=xnnpack)
     audio = np.random.default_rng(seed).uniform(-0.5, 0.5, clf.input_samples).astype(np.float32)
     clf.set_audio(audio)

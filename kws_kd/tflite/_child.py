@@ -16,6 +16,25 @@ import os
 import sys
 
 
+def _samples(representative):
+    """The representative-dataset generator: one [1, ...] sample per row, or per row of each named input."""
+    if isinstance(representative, dict):  # streaming files: {input name: [N, ...]}
+        names = list(representative)
+        count = len(representative[names[0]])
+
+        def gen_named():
+            for i in range(count):
+                yield {name: representative[name][i][None, ...].astype("float32") for name in names}
+
+        return gen_named
+
+    def gen():
+        for row in representative:
+            yield [row[None, ...].astype("float32")]
+
+    return gen
+
+
 def _configure(converter, tf, mode: str, representative, int8_io: bool) -> None:
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode == "float32":
@@ -27,11 +46,7 @@ def _configure(converter, tf, mode: str, representative, int8_io: bool) -> None:
         if representative is None:
             raise SystemExit("int8 needs a representative set")
 
-        def gen():
-            for row in representative:
-                yield [row[None, ...].astype("float32")]
-
-        converter.representative_dataset = gen
+        converter.representative_dataset = _samples(representative)
         # One scale per dense layer instead of one per output channel. An unrolled
         # recurrence has one FULLY_CONNECTED per frame, each with its own int32 bias
         # whose scale is input_scale * weight_scale: per-channel, that is 384
@@ -75,12 +90,9 @@ def _selective_int8(tf, saved_model: str, converter, representative, scopes: lis
     if not nodes:
         return converter.convert()
 
-    def gen():
-        for row in representative:
-            yield [row[None, ...].astype("float32")]
-
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=gen, debug_options=options)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=_samples(representative), debug_options=options)
     return debugger.get_nondebug_quantized_model()
 
 
@@ -100,7 +112,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from kws_kd.tflite.names import shorten_tensor_names
 
-    representative = np.load(args.representative) if args.representative else None
+    representative = None
+    if args.representative:
+        loaded = np.load(args.representative)
+        representative = {k: loaded[k] for k in loaded.files} if hasattr(loaded, "files") else loaded
     for i, job in enumerate(args.jobs):
         saved_model, rest = job.rsplit("::", 1)
         mode, out = rest.split("=", 1)

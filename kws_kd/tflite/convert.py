@@ -86,7 +86,7 @@ class Job:
 def run_jobs(
     jobs: list[Job],
     *,
-    representative: np.ndarray | None = None,
+    representative: np.ndarray | dict[str, np.ndarray] | None = None,
     int8_io: bool = False,
     float_scopes: list[str] | None = None,
     timeout_s: float = 3600,
@@ -106,8 +106,12 @@ def run_jobs(
         cmd = [sys.executable, *CHILD]
         cmd += [f"{job.saved_model}::{job.mode}={t}" for job, t in zip(jobs, tmp_outs)]
         if representative is not None and any(job.mode == "int8" for job in jobs):
-            rep_path = Path(tmp) / "representative.npy"
-            np.save(rep_path, np.asarray(representative, dtype=np.float32))
+            if isinstance(representative, dict):  # several named inputs (streaming files)
+                rep_path = Path(tmp) / "representative.npz"
+                np.savez(rep_path, **{k: np.asarray(v, np.float32) for k, v in representative.items()})
+            else:
+                rep_path = Path(tmp) / "representative.npy"
+                np.save(rep_path, np.asarray(representative, dtype=np.float32))
             cmd += ["--representative", str(rep_path)]
         if int8_io:
             cmd.append("--int8-io")

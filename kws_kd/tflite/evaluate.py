@@ -40,13 +40,21 @@ def evaluate_tflite(
     missing = [lab for lab in labels if lab not in manifest.label_names]
     if missing:
         raise KwsKdError(f"{Path(path)}: labels {missing[:5]} are not in the dataset at {manifest.root}")
-    clf = TFLiteClassifier(path, num_threads=num_threads)
-    audio, targets, _ = load_clips(manifest, split, clf.input_samples, max_clips=max_clips)
+    from kws_kd.tflite.streaming import streaming_runner
+
+    stream = streaming_runner(path, num_threads)
+    if stream is not None:  # one hop per call, carried state: the clip's last logits
+        clf, samples = stream
+        run_clip = clf.clip_logits
+    else:
+        clf = TFLiteClassifier(path, num_threads=num_threads)
+        samples, run_clip = clf.input_samples, clf.logits
+    audio, targets, _ = load_clips(manifest, split, samples, max_clips=max_clips)
     if len(audio) == 0:
         raise KwsKdError(f"{manifest.root}: split {split!r} has no clips")
     # Dataset label index -> model output index.
     to_model = np.array([labels.index(lab) if lab in labels else -1 for lab in manifest.label_names])
-    logits = np.stack([clf.logits(a) for a in tqdm(audio, desc=f"eval {Path(path).name}", unit="clip", leave=False)])
+    logits = np.stack([run_clip(a) for a in tqdm(audio, desc=f"eval {Path(path).name}", unit="clip", leave=False)])
     multi = bool(sidecar.get("multi_label", False))
     if multi:
         mapped = np.zeros((len(targets), len(labels)), np.float32)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 from kws_kd.atomic import atomic_path
-from kws_kd.errors import KwsKdError, NotImplementedYet
+from kws_kd.errors import KwsKdError
 from kws_kd.tflite import MODES
 
 
@@ -77,14 +77,18 @@ def export_run(
     from kws_kd.tflite.sidecar import build_sidecar, sidecar_path, write_sidecar
     from kws_kd.tflite.verify import format_report, verify_tflite
 
-    if streaming:
-        raise NotImplementedYet("--streaming (one 20 ms frame per call, external state) is not implemented yet")
     if quantize not in MODES:
         raise KwsKdError(f"unknown --quantize {quantize!r} (choose from {', '.join(MODES)})")
     out = Path(out)
     if out.suffix != ".tflite":
         raise KwsKdError(f"{out}: the output must end in .tflite (the sidecar goes beside it as .json)")
     run = load_run(run_dir)
+    if streaming:
+        from kws_kd.tflite.streaming import check_streamable
+
+        check_streamable(run.model_name)
+        if int8_io:
+            raise KwsKdError("--int8-io is for whole-clip files; a streaming file keeps float audio and state I/O")
     if clip_seconds is not None and clip_seconds <= 0:
         raise KwsKdError(f"--clip-seconds must be positive, got {clip_seconds}")
     samples = run.clip_samples(clip_seconds)
@@ -99,17 +103,26 @@ def export_run(
         if len(representative) == 0:
             raise KwsKdError(f"{manifest.root}: no training clips to calibrate int8 on")
         log(f"calibrating int8 on {len(representative)} training clips")
-    label = f"{run.model_name} ({quantize}, {samples / run.config.sample_rate:g} s)"
+    label = f"{run.model_name} ({quantize}, {'streaming' if streaming else f'{samples / run.config.sample_rate:g} s'})"
+    layout = stream_runner = None
     with tempfile.TemporaryDirectory(prefix="kws-kd-export-", dir=out.parent if out.parent.exists() else None) as tmp:
         tmp_tflite = Path(tmp) / out.name
         log(f"converting {label} in a child process ...")
-        convert_model(model, {quantize: tmp_tflite}, representative=representative, int8_io=int8_io, label=label)
+        if streaming:
+            from kws_kd.tflite.streaming import StreamingTFLite, convert_streaming
+
+            layout = convert_streaming(model, {quantize: tmp_tflite}, calibration_audio=representative, label=label,
+                                       log=log)
+            stream_runner = StreamingTFLite(tmp_tflite, layout)
+        else:
+            convert_model(model, {quantize: tmp_tflite}, representative=representative, int8_io=int8_io, label=label)
         report = None
         if manifest is not None:
             split = "test" if manifest.split("test") else "validation"
             audio, targets, _ = load_clips(manifest, split, samples, max_clips=verify_clips, seed=2)
             if len(audio):
-                report = verify_tflite(tmp_tflite, model, audio, targets, multi_label=run.multi_label)
+                report = verify_tflite(tmp_tflite, model, audio, targets, multi_label=run.multi_label,
+                                       runner=stream_runner)
                 report["split"] = split
                 log(format_report(report, str(out)))
         else:
@@ -124,6 +137,8 @@ def export_run(
             front_end=front_end_recipe(model),
             source_run=str(run.path),
             test_metrics=run.test_metrics,
+            streaming=layout.to_dict() if layout else None,
+            clip_samples=samples,
         )
         side = sidecar_path(out)
         with atomic_path(out) as tmp_out:

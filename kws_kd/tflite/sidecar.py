@@ -35,17 +35,31 @@ def build_sidecar(
     front_end: dict,
     source_run: str | None,
     test_metrics: dict | None,
-    streaming: bool = False,
+    streaming: dict | None = None,
+    clip_samples: int | None = None,
 ) -> dict:
-    """The sidecar dict for an existing .tflite file (I/O, ops and size read from the file)."""
-    io = io_details(tflite_path)
-    input_samples = int(io["input"]["shape"][-1])
+    """The sidecar dict for an existing .tflite file (I/O, ops and size read from the file).
+
+    For a streaming file pass `streaming` (`StreamingLayout.to_dict()`) and the
+    clip length it was verified on: `input` is then the per-call audio hop and
+    `streaming.tensors` describes every named input and output.
+    """
+    if streaming:
+        from kws_kd.tflite.streaming import describe_signature
+
+        tensors = describe_signature(tflite_path)
+        io = {"input": tensors["inputs"]["audio"], "output": tensors["outputs"]["logits"]}
+        input_samples = int(clip_samples or 0)
+        streaming = {**streaming, "tensors": tensors}
+    else:
+        io = io_details(tflite_path)
+        input_samples = int(io["input"]["shape"][-1])
     return {
         "format": SIDECAR_FORMAT,
         "version": SIDECAR_VERSION,
         "model": model,
         "quantize": quantize,
-        "streaming": streaming,
+        "streaming": streaming or False,
         "labels": list(labels),
         "multi_label": bool(multi_label),
         "sample_rate": int(sample_rate),

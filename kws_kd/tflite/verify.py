@@ -29,9 +29,14 @@ def verify_tflite(
     targets: np.ndarray | None = None,
     *,
     multi_label: bool = False,
+    runner=None,
 ) -> dict:
-    """Compare the .tflite file with `keras_model` on `audio` [N, samples]."""
-    clf = TFLiteClassifier(tflite_path, num_threads=1)
+    """Compare the .tflite file with `keras_model` on `audio` [N, samples].
+
+    `runner` (anything with `logits_batch(audio)`, e.g. a `StreamingTFLite`)
+    replaces the default whole-clip `TFLiteClassifier`.
+    """
+    clf = runner or TFLiteClassifier(tflite_path, num_threads=1)
     lite = clf.logits_batch(audio)
     ref = keras_logits(keras_model, audio, batch_size=int(keras_model.inputs[0].shape[0] or 1))
     ops = op_counts(tflite_path)
