@@ -130,6 +130,9 @@ def keras_stream_inputs(model, layout: StreamingLayout, audio: np.ndarray, every
     These are realistic (tail, state) values for int8 calibration: zeros would
     calibrate the state inputs to a range they never keep.
     """
+    import tensorflow as tf
+
+    step = tf.function(lambda *xs: model(list(xs), training=False))  # graph mode: ~10x faster per call
     seen = {name: [] for name in ["audio", "tail", *layout.states]}
     for clip in np.asarray(audio, np.float32):
         state = {name: np.zeros((1, n), np.float32) for name, n in layout.states.items()}
@@ -140,7 +143,7 @@ def keras_stream_inputs(model, layout: StreamingLayout, audio: np.ndarray, every
             if k % every == 0:
                 for name, value in (("audio", hop), ("tail", tail), *state.items()):
                     seen[name].append(value[0])
-            outs = model([hop, tail, *state.values()], training=False)
+            outs = step(hop, tail, *state.values())
             tail = np.asarray(outs[1])
             state = {name: np.asarray(v) for name, v in zip(layout.states, outs[2:])}
     return {name: np.stack(v).astype(np.float32) for name, v in seen.items()}
