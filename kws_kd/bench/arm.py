@@ -143,6 +143,8 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0) -
         (cache / "run_model.py").write_text(_SCRIPT)
         (cache / "cpuinfo").write_text(FAKE_CPUINFO)
     path = Path(path).resolve()
+    from kws_kd.tflite.runner import quantize_input
+
     host = TFLiteClassifier(path, num_threads=1)
     audio = np.random.default_rng(seed).uniform(-0.5, 0.5, host.input_samples).astype(np.float32)
     host.set_audio(audio)
@@ -152,8 +154,7 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0) -
         inp, out = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         x = audio.reshape(host.input["shape"])
         if host.input_quant is not None:  # same quantized input on both sides
-            q = np.round(x / host.input_quant["scale"]) + host.input_quant["zero_point"]
-            x = np.clip(q, -128, 127)
+            x = quantize_input(x, host.input_quant["scale"], host.input_quant["zero_point"], host.input["dtype"])
         np.save(inp, x.astype(host.input["dtype"]))
         env = {**os.environ, "PYTHONPATH": str(cache / "site"), "PYTHONNOUSERSITE": "1"}
         results = None

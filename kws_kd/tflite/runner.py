@@ -31,6 +31,21 @@ def _interpreter(path: str | os.PathLike, num_threads: int | None = None, xnnpac
     return interp
 
 
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """Round to nearest, ties away from zero: TFLite's own quantize and the Android app's rule.
+
+    (`np.round` sends ties to even: 2.5 -> 2, where TFLite gives 3.)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
+    """Float input -> the file's integer input dtype, as apps must do it (documented in the sidecar)."""
+    info = np.iinfo(dtype)
+    return np.clip(round_half_away(np.asarray(x, np.float64) / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
 def _quant(detail: dict) -> dict | None:
     scale, zero = detail.get("quantization", (0.0, 0))
     if detail["dtype"] in (np.int8, np.uint8, np.int16) and scale:
@@ -56,9 +71,7 @@ class TFLiteClassifier:
     def set_audio(self, audio: np.ndarray) -> None:
         x = np.asarray(audio, dtype=np.float32).reshape(self.input["shape"])
         if self.input_quant is not None:
-            q = np.round(x / self.input_quant["scale"]) + self.input_quant["zero_point"]
-            info = np.iinfo(self.input["dtype"])
-            x = np.clip(q, info.min, info.max)
+            x = quantize_input(x, self.input_quant["scale"], self.input_quant["zero_point"], self.input["dtype"])
         self.interpreter.set_tensor(self.input["index"], x.astype(self.input["dtype"]))
 
     def get_logits(self) -> np.ndarray:

@@ -180,12 +180,13 @@ class StreamingTFLite:
             np.asarray(tail, np.float32).reshape(1, -1)
 
     def _to(self, name: str, x: np.ndarray) -> np.ndarray:
+        from kws_kd.tflite.runner import quantize_input
+
         d = self.inputs[name]
         scale, zero = d.get("quantization", (0.0, 0))
         if np.dtype(d["dtype"]) == np.float32 or not scale:
             return x.astype(np.float32)
-        info = np.iinfo(d["dtype"])
-        return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
+        return quantize_input(x, scale, zero, d["dtype"])
 
     def _from(self, name: str, y: np.ndarray) -> np.ndarray:
         d = self.outputs[name]
