@@ -236,7 +236,7 @@ def test_streaming_lstm_p_export_end_to_end(trained_run, tmp_path, capsys):
         side = json.loads(path.with_suffix(".json").read_text())
         st = side["streaming"]
         assert (st["hop_samples"], st["window_samples"], st["tail_samples"]) == (320, 640, 320)
-        assert st["states"] == {"state_r": 16, "state_c": 32}
+        assert st["states"] == {"state_r": [16], "state_c": [32]} and st["warmup_frames"] == 0
         assert set(st["tensors"]["inputs"]) == {"audio", "tail", "state_r", "state_c"}
         assert side["input"]["shape"] == [1, 320] and side["output"]["shape"] == [1, len(LABELS)]
         it = Interpreter(model_path=str(path))

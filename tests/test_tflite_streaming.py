@@ -52,6 +52,7 @@ def test_keras_streaming_model_walks_the_same_frames(lstm_p):
 
     model, layout = build_streaming_model(lstm_p)
     assert (layout.hop_samples, layout.window_samples) == (320, 640) and layout.frames(SR) == 49
+    assert layout.states == {"state_r": (16,), "state_c": (24,)} and layout.warmup_frames == 0
     clip = _clips(1, SR)[0]
     tail, state = clip[None, :320], [np.zeros((1, 16), np.float32), np.zeros((1, 24), np.float32)]
     for k in range(layout.frames(SR)):
@@ -89,9 +90,39 @@ def test_int8_streaming_file_tracks_float(lstm_p, files):
     assert outputs["int8"].stat().st_size < outputs["float32"].stat().st_size
 
 
-@pytest.mark.parametrize("name", ["att_rnn", "mhatt_rnn", "crnn", "tc_resnet"])
+@pytest.mark.parametrize("name", ["att_rnn", "mhatt_rnn", "tc_resnet"])
 def test_non_streamable_students_get_a_clear_error(name):
     from kws_kd.tflite.streaming import check_streamable
 
-    with pytest.raises(KwsKdError, match=f"--streaming: {name} cannot stream.*streamable students: lstm_p"):
+    with pytest.raises(KwsKdError, match=f"--streaming: {name} cannot stream.*streamable students: lstm_p, crnn"):
         check_streamable(name)
+
+
+def test_crnn_streams_with_conv_buffers_and_a_warm_up():
+    """CRNN: each 'valid' conv keeps its last k-1 input frames; the GRU waits 2 + 4 frames, as the whole clip does.
+
+    Float32 through LiteRT, hop by hop, ends on the whole-clip Keras logits;
+    so does int8 within a loose bound.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from kws_kd.students.attention import strip
+    from kws_kd.students.registry import build_student, make_config
+    from kws_kd.tflite.streaming import StreamingTFLite, convert_streaming
+    from kws_kd.tflite.verify import keras_logits
+
+    keras.utils.set_random_seed(4)
+    crnn = strip(build_student("crnn", 12, SR, make_config("crnn", {"gru_units": 16, "units1": 16, "units2": 16}),
+                               for_export=True))
+    with tempfile.TemporaryDirectory() as tmp:
+        outputs = {m: Path(tmp) / f"crnn_{m}.tflite" for m in ("float32", "int8")}
+        layout = convert_streaming(crnn, outputs, calibration_audio=_clips(6, SR, seed=5), label="crnn",
+                                   log=lambda *a: None)
+        assert layout.warmup_frames == 6 and layout.recurrent == ("state_h",)
+        assert layout.states == {"conv0_buffer": (2, 20, 1), "conv1_buffer": (4, 18, 16), "state_h": (16,)}
+        clips = _clips(3, SR, seed=13)
+        ref = keras_logits(crnn, clips)
+        np.testing.assert_allclose(StreamingTFLite(outputs["float32"], layout).logits_batch(clips), ref, atol=1e-4)
+        got8 = StreamingTFLite(outputs["int8"], layout).logits_batch(clips)
+        assert np.max(np.abs(got8 - ref)) < 0.25 * max(1.0, float(np.max(np.abs(ref))))

@@ -45,9 +45,9 @@ def build_sidecar(
     `streaming.tensors` describes every named input and output.
     """
     if streaming:
-        from kws_kd.tflite.streaming import describe_signature
+        from kws_kd.tflite.streaming import StreamingLayout, describe_signature
 
-        tensors = describe_signature(tflite_path)
+        tensors = describe_signature(tflite_path, StreamingLayout.from_dict(streaming))
         io = {"input": tensors["inputs"]["audio"], "output": tensors["outputs"]["logits"]}
         input_samples = int(clip_samples or 0)
         streaming = {**streaming, "tensors": tensors}

@@ -6,7 +6,7 @@ answer is external state. A streaming file holds ONE frame of the graph:
 
     inputs   audio [1, hop]      the newest hop of samples (320 = 20 ms)
              tail  [1, window - hop]   the previous window's last samples
-             state_* [1, n]      the recurrent state (zeros at the start)
+             states  [1, ...]    LSTM-P: state_r, state_c; CRNN: conv*_buffer, state_h (zeros at the start)
     outputs  logits [1, C]       the classifier read from the state after this frame
              tail_out, state_*_out     fed back on the next call
 
@@ -15,10 +15,14 @@ feeding `tail = audio[:window - hop]` first and then consecutive hops walks the
 same frames, so after the last frame the logits equal the whole-clip model's
 (`tests/test_tflite_streaming.py` checks this against Keras and LiteRT).
 
-Only unidirectional recurrences without convolutions over time can stream this
-way: LSTM-P. The bidirectional Att-RNN / MHAtt-RNN need the whole clip before
-the backward pass starts; CRNN and TC-ResNet would need ring buffers for their
-time convolutions (not built).
+Which students stream: LSTM-P (state: the LSTM's r and c) and CRNN (state:
+the last frames each 'valid' time convolution needs, plus the GRU's h; for
+the first `warmup_frames` calls the convolution buffers are still filling, so
+the runner keeps the recurrent state at zero, exactly as the whole-clip model
+starts its GRU on the first complete convolution output). The bidirectional
+Att-RNN / MHAtt-RNN need the whole clip before the backward pass starts;
+TC-ResNet's strided time convolutions would need per-layer phase bookkeeping
+(not built).
 """
 
 from __future__ import annotations
@@ -32,12 +36,11 @@ import numpy as np
 
 from kws_kd.errors import KwsKdError
 
-STREAMABLE = ("lstm_p",)
+STREAMABLE = ("lstm_p", "crnn")
 WHY_NOT = {
     "att_rnn": "its recurrence is bidirectional: the backward pass needs the whole clip",
     "mhatt_rnn": "its recurrence is bidirectional: the backward pass needs the whole clip",
-    "crnn": "its time convolutions would need ring-buffer state (not built)",
-    "tc_resnet": "its time convolutions would need ring-buffer state (not built)",
+    "tc_resnet": "its strided time convolutions would need per-layer phase state (not built)",
 }
 
 
@@ -47,11 +50,16 @@ class StreamingLayout:
 
     hop_samples: int
     window_samples: int
-    states: dict[str, int]  # state input name -> size; output name is NAME + "_out"
+    states: dict[str, tuple[int, ...]]  # state input name -> shape without the batch; output: NAME + "_out"
+    warmup_frames: int = 0  # calls during which `recurrent` states are held at zero
+    recurrent: tuple[str, ...] = ()
 
     @property
     def tail_samples(self) -> int:
         return self.window_samples - self.hop_samples
+
+    def zeros(self) -> dict[str, np.ndarray]:
+        return {name: np.zeros((1, *shape), np.float32) for name, shape in self.states.items()}
 
     def frames(self, clip_samples: int) -> int:
         return 1 + (clip_samples - self.window_samples) // self.hop_samples
@@ -60,13 +68,15 @@ class StreamingLayout:
     def from_dict(cls, data: dict) -> "StreamingLayout":
         try:
             return cls(int(data["hop_samples"]), int(data["window_samples"]),
-                       {str(k): int(v) for k, v in data["states"].items()})
+                       {str(k): tuple(int(x) for x in v) for k, v in data["states"].items()},
+                       int(data.get("warmup_frames", 0)), tuple(data.get("recurrent", ())))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise KwsKdError(f"streaming sidecar entry is malformed ({type(exc).__name__}: {exc})") from None
 
     def to_dict(self) -> dict:
         return {"hop_samples": self.hop_samples, "window_samples": self.window_samples,
-                "tail_samples": self.tail_samples, "states": dict(self.states),
+                "tail_samples": self.tail_samples, "states": {k: list(v) for k, v in self.states.items()},
+                "warmup_frames": self.warmup_frames, "recurrent": list(self.recurrent),
                 "inputs": ["audio", "tail", *self.states], "outputs": ["logits", "tail_out",
                                                                         *(f"{s}_out" for s in self.states)]}
 
@@ -79,10 +89,10 @@ def check_streamable(model_name: str) -> None:
 
 
 def build_streaming_model(whole_clip_model):
-    """The one-frame Keras model sharing the weights of a built LSTM-P (any clip length).
+    """The one-frame Keras model sharing the weights of a built streamable student (any clip length).
 
-    Returns (model, layout). Inputs and outputs are in the order of
-    `StreamingLayout.to_dict()`.
+    Returns (model, layout). Inputs: audio, tail, then the states in layout
+    order; outputs: logits, tail_out, then the states' next values.
     """
     import keras
     from keras import ops
@@ -91,23 +101,55 @@ def build_streaming_model(whole_clip_model):
 
     info = student_info(whole_clip_model)
     check_streamable(info.spec.name)
-    layers = info.layers
     front = info.config.front_end
-    cell = layers["cell"]
-    layout = StreamingLayout(front.frame_step, front.frame_length,
-                             {"state_r": cell.projection, "state_c": cell.units})
-    audio = keras.Input((layout.hop_samples,), batch_size=1, name="audio")
-    tail = keras.Input((layout.tail_samples,), batch_size=1, name="tail")
+    hop, window = front.frame_step, front.frame_length
+    audio = keras.Input((hop,), batch_size=1, name="audio")
+    tail = keras.Input((window - hop,), batch_size=1, name="tail")
+    frame = ops.concatenate([tail, audio], axis=-1)  # [1, window]
+    mfcc = info.layers["mfcc"](frame)  # [1, 1, coeffs]
+    step = {"lstm_p": _lstm_p_step, "crnn": _crnn_step}[info.spec.name]
+    states, logits, next_states, warmup, recurrent = step(info, mfcc)
+    layout = StreamingLayout(hop, window, {k: tuple(int(d) for d in v.shape[1:]) for k, v in states.items()},
+                             warmup, recurrent)
+    model = keras.Model([audio, tail, *states.values()], [logits, frame[:, hop:], *next_states],
+                        name=f"{info.spec.name}_streaming")
+    return model, layout
+
+
+def _lstm_p_step(info, mfcc):
+    """One LSTM-P frame: the cell on this frame's MFCCs, logits from its output (dropout: identity)."""
+    import keras
+    from keras import ops
+
+    cell = info.layers["cell"]
     r_in = keras.Input((cell.projection,), batch_size=1, name="state_r")
     c_in = keras.Input((cell.units,), batch_size=1, name="state_c")
-    frame = ops.concatenate([tail, audio], axis=-1)  # [1, window]
-    mfcc = layers["mfcc"](frame)  # [1, 1, coeffs]
-    x = ops.reshape(mfcc, (1, -1))
-    out, (r, c) = cell(x, [r_in, c_in])
-    logits = layers["logits"](out)  # dropout is the identity at inference
-    tail_out = frame[:, layout.hop_samples:]
-    model = keras.Model([audio, tail, r_in, c_in], [logits, tail_out, r, c], name=f"{info.spec.name}_streaming")
-    return model, layout
+    out, (r, c) = cell(ops.reshape(mfcc, (1, -1)), [r_in, c_in])
+    return {"state_r": r_in, "state_c": c_in}, info.layers["logits"](out), [r, c], 0, ()
+
+
+def _crnn_step(info, mfcc):
+    """One CRNN frame: each 'valid' conv sees its buffered last k-1 input frames + the new one, then one GRU step."""
+    import keras
+    from keras import ops
+
+    layers, config = info.layers, info.config
+    x = ops.expand_dims(mfcc, -1)  # [1, 1, coeffs, 1]
+    states, nexts, warmup = {}, [], 0
+    for i in range(len(config.cnn_filters)):
+        k = int(config.cnn_kernels[i][0])
+        buf = keras.Input((k - 1, *x.shape[2:]), batch_size=1, name=f"conv{i}_buffer")
+        window = ops.concatenate([buf, x], axis=1)  # [1, k, F, C]
+        states[f"conv{i}_buffer"] = buf
+        nexts.append(window[:, 1:])
+        x = layers[f"conv{i}"](window)  # [1, 1, F', C']
+        warmup += k - 1
+    cell = layers["cell"]
+    h_in = keras.Input((cell.units,), batch_size=1, name="state_h")
+    states["state_h"] = h_in
+    out, (h,) = cell(ops.reshape(x, (1, -1)), [h_in])
+    logits = layers["logits"](layers["dense2"](layers["dense1"](out)))
+    return states, logits, nexts + [h], warmup, ("state_h",)
 
 
 def export_streaming_saved_model(model, layout: StreamingLayout, directory: str | os.PathLike, label: str) -> None:
@@ -116,7 +158,7 @@ def export_streaming_saved_model(model, layout: StreamingLayout, directory: str 
 
     specs = [tf.TensorSpec([1, layout.hop_samples], tf.float32, name="audio"),
              tf.TensorSpec([1, layout.tail_samples], tf.float32, name="tail")]
-    specs += [tf.TensorSpec([1, n], tf.float32, name=name) for name, n in layout.states.items()]
+    specs += [tf.TensorSpec([1, *shape], tf.float32, name=name) for name, shape in layout.states.items()]
     try:
         model.export(str(directory), format="tf_saved_model", input_signature=[specs], verbose=False)
     except Exception as exc:  # noqa: BLE001 - one line instead of a tracing traceback
@@ -135,7 +177,7 @@ def keras_stream_inputs(model, layout: StreamingLayout, audio: np.ndarray, every
     step = tf.function(lambda *xs: model(list(xs), training=False))  # graph mode: ~10x faster per call
     seen = {name: [] for name in ["audio", "tail", *layout.states]}
     for clip in np.asarray(audio, np.float32):
-        state = {name: np.zeros((1, n), np.float32) for name, n in layout.states.items()}
+        state = layout.zeros()
         tail = clip[None, : layout.tail_samples]
         for k in range(layout.frames(len(clip))):
             start = layout.tail_samples + k * layout.hop_samples
@@ -146,6 +188,8 @@ def keras_stream_inputs(model, layout: StreamingLayout, audio: np.ndarray, every
             outs = step(hop, tail, *state.values())
             tail = np.asarray(outs[1])
             state = {name: np.asarray(v) for name, v in zip(layout.states, outs[2:])}
+            if k < layout.warmup_frames:
+                state.update({name: np.zeros_like(state[name]) for name in layout.recurrent})
     return {name: np.stack(v).astype(np.float32) for name, v in seen.items()}
 
 
@@ -175,7 +219,8 @@ class StreamingTFLite:
         self.reset()
 
     def reset(self, tail: np.ndarray | None = None) -> None:
-        self.state = {name: np.zeros((1, n), np.float32) for name, n in self.layout.states.items()}
+        self.state = self.layout.zeros()
+        self.calls = 0
         self.tail = np.zeros((1, self.layout.tail_samples), np.float32) if tail is None else \
             np.asarray(tail, np.float32).reshape(1, -1)
 
@@ -202,6 +247,9 @@ class StreamingTFLite:
         get = {role: self._from(name, outs[name]) for role, name in self.out_names.items()}
         self.tail = get["tail"]
         self.state = {name: get[name] for name in self.layout.states}
+        self.calls += 1
+        if self.calls <= self.layout.warmup_frames:  # convolution buffers still filling
+            self.state.update({name: np.zeros_like(self.state[name]) for name in self.layout.recurrent})
         return get["logits"].reshape(-1)
 
     def clip_logits(self, audio: np.ndarray) -> np.ndarray:
@@ -221,7 +269,7 @@ class StreamingTFLite:
         return np.stack([self.clip_logits(c) for c in clips])
 
 
-def describe_signature(path: str | os.PathLike) -> dict:
+def describe_signature(path: str | os.PathLike, layout: StreamingLayout) -> dict:
     """{"inputs": {name: detail}, "outputs": {role: detail}} of a streaming file, for the sidecar.
 
     Output roles are logits, tail_out and STATE_out (Keras's output_0.. order).
@@ -241,7 +289,7 @@ def describe_signature(path: str | os.PathLike) -> dict:
     inputs = {n: describe(n, d) for n, d in runner.get_input_details().items()}
     outs = runner.get_output_details()
     order = sorted(outs, key=lambda k: int(k.rsplit("_", 1)[-1]))
-    roles = ["logits", "tail_out"] + [f"{n}_out" for n in inputs if n.startswith("state_")]
+    roles = ["logits", "tail_out"] + [f"{n}_out" for n in layout.states]
     return {"inputs": inputs, "outputs": {role: describe(name, outs[name]) for role, name in zip(roles, order)}}
 
 
