@@ -40,6 +40,8 @@ def add_grid_arguments(p: argparse.ArgumentParser, *, steps: int, batch_size: in
                    help="Adam piecewise schedule for every student (default: kws_kd.experiment.training_recipe)")
     p.add_argument("--teacher-first-frame", choices=("neighbour", "keep"), default="neighbour",
                    help="teacher frame 0 (c_1's self-share) in the target: replaced by frame 1, or kept")
+    p.add_argument("--notes", default=None, metavar="FILE.md",
+                   help="markdown appended to the report under '## Notes' (a reading of the numbers)")
     p.add_argument("--long-only", nargs="*", default=[], metavar="STUDENT",
                    help="students trained only at the longest clip length (saves CPU)")
 
@@ -184,6 +186,11 @@ def write_report(result: dict, args, lengths, argv: list[str], *, script: str, t
           "- Figures from small offline data are NOT comparable with the paper's numbers.", ""]
     md += tables(result, args, lengths, metric_scale) + ["", "## Findings", ""]
     md += [f"- {f}" for f in findings(result, args, lengths)] + ["", "Paper: " + "; ".join(paper)]
+    if getattr(args, "notes", None):
+        notes = Path(args.notes)
+        if not notes.is_file():
+            raise SystemExit(f"--notes {notes}: no such file")
+        md += ["", "## Notes", "", notes.read_text().strip()]
     text = "\n".join(md) + "\n"
     atomic_write_text(args.report, text)
     return text
