@@ -112,7 +112,10 @@ def tables(result: dict, args, lengths, metric_scale: float) -> list[str]:
         digits = 2 if metric_scale > 1 else 4
         lines.append(f"| {d} | teacher (wav2vec 2.0) | {metric_scale * t['value']:.{digits}f} |" + " |" * (len(lambdas) - 1))
         for model in args.students:
-            cells = [mean_std(v, metric_scale) for v in _cells(rows, seconds, model, lambdas, "value")]
+            values = _cells(rows, seconds, model, lambdas, "value")
+            if not any(values):  # not trained at this length (--long-only)
+                continue
+            cells = [mean_std(v, metric_scale) for v in values]
             lines.append(f"| {d} | {model} | " + " | ".join(cells) + " |")
     if any(r["attention_ratio_to_chance"] is not None for r in rows):
         lines += ["", "Attention mass each student puts inside the keyword span, as a multiple of chance "
@@ -121,7 +124,10 @@ def tables(result: dict, args, lengths, metric_scale: float) -> list[str]:
             t = result["teacher"][str(seconds)]["attention"] or {}
             lines.append(f"| {seconds:g} s | teacher | {t.get('ratio_to_chance', float('nan')):.2f} |" + " |" * (len(lambdas) - 1))
             for model in args.students:
-                cells = [f"{np.mean(v):.2f}" if v else "-" for v in _cells(rows, seconds, model, lambdas, "attention_ratio_to_chance")]
+                values = _cells(rows, seconds, model, lambdas, "attention_ratio_to_chance")
+                if not any(values):
+                    continue
+                cells = [f"{np.mean(v):.2f}" if v else "-" for v in values]
                 lines.append(f"| {seconds:g} s | {model} | " + " | ".join(cells) + " |")
     return lines
 
@@ -140,7 +146,8 @@ def findings(result: dict, args, lengths) -> list[str]:
             if np.isnan(gap):
                 continue
             d = "full" if seconds is None else f"{seconds:g} s"
-            out.append(f"{d}, {model}: best λ={best:g} {'beats' if gap > 0 else 'does not beat'} vanilla by {gap:+.2f} points")
+            verdict = f"beats vanilla by {gap:+.2f} points" if gap > 0 else f"does not beat vanilla ({gap:+.2f} points)"
+            out.append(f"{d}, {model}: best λ={best:g} {verdict}")
             gaps.setdefault(model, {})[seconds] = gap
     numeric = sorted(s for s in lengths if s is not None)
     if len(numeric) >= 2:

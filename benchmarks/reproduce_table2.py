@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     result = run_grid(args, args.seconds, noisy_data)
-    paper = [f"8 s {k} " + " / ".join(f"{v:.2f}" for v in vals) for k, vals in PAPER_8S.items()]
+    paper = ["Table 2 at 8 s, λ = 0 / 0.1 / 0.25 / 0.5"] + [
+        f"{k} " + " / ".join(f"{v:.2f}" for v in vals) for k, vals in PAPER_8S.items()]
     print(write_report(result, args, args.seconds, argv, script="reproduce_table2.py",
                        title="Table 2 protocol: Noisy Speech Commands", metric="test accuracy %",
                        metric_scale=100.0, paper=paper))

@@ -85,7 +85,7 @@ def test_findings_compare_the_kd_gap_between_lengths():
     out = protocol.findings({"rows": rows}, args, [2.0, 8.0])
     assert "2 s, tc_resnet: best λ=0.25 beats vanilla by +1.00 points" in out
     assert "8 s, tc_resnet: best λ=0.25 beats vanilla by +5.00 points" in out
-    assert "8 s, att_rnn: best λ=0.25 does not beat vanilla by -5.00 points" in out
+    assert "8 s, att_rnn: best λ=0.25 does not beat vanilla (-5.00 points)" in out
     assert not any(f.startswith("2 s, att_rnn") for f in out)
     assert "tc_resnet: the KD gap is larger at 8 s (+5.00) than at 2 s (+1.00)" in out
 
