@@ -124,11 +124,43 @@ def test_export_front_end_uses_a_matmul_and_dynamic_range_safe_switches_it(tmp_p
         it.invoke()
         np.testing.assert_allclose(it.get_tensor(it.get_output_details()[0]["index"]), reference_mfcc(audio, cfg),
                                    rtol=1e-4, atol=1e-4 * np.abs(reference_mfcc(audio, cfg)).max())
+        ops = {op["op_name"] for op in it._get_ops_details()}
+        assert ("RFFT2D" in ops) is safe and ("BATCH_MATMUL" in ops) is not safe  # matmul DFT unless safe
         return max(int(np.prod(t["shape"])) for t in it.get_tensor_details())
 
     frames, mel = num_frames(16000, cfg), cfg.mel_bins
     assert biggest_tensor(False) < frames * 100 * mel  # at most a few [frames, bins] tensors
     assert biggest_tensor(True) >= frames * 400 * mel  # the broadcast product, ~485 bins
+
+
+@pytest.mark.parametrize("window,fft,bins", [(640, 1024, 487), (640, 1024, 513), (400, 512, 257), (5, 8, 3), (16, 16, 9)])
+def test_matmul_dft_matches_numpy_rfft(window, fft, bins):
+    """Two-stage matmul DFT == |rfft| in float64 numpy, for split sizes that do and do
+    not divide the window (400 = 12.5 rows of 32), any batch and a single frame."""
+    from kws_kd.features import hann_window
+    from kws_kd.matmul_dft import MatmulDft
+
+    rng = np.random.default_rng(7)
+    win = hann_window(window)
+    dft = MatmulDft(win, fft, bins)
+    assert dft.n1 * dft.n2 == fft and dft.rows * dft.n1 >= window and dft.k1 * dft.n2 >= bins
+    for shape in [(3, 5, window), (1, 1, window)]:
+        frames = rng.standard_normal(shape).astype(np.float32)
+        got = dft(tf.constant(frames)).numpy()
+        ref = np.abs(np.fft.rfft(frames.astype(np.float64) * win, n=fft))[..., :bins]
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=2e-5 * np.abs(ref).max())
+
+
+def test_matmul_dft_rejects_bad_sizes():
+    from kws_kd.matmul_dft import MatmulDft
+
+    with pytest.raises(ValueError, match="power of two"):
+        MatmulDft(np.ones(10, np.float32), 12, 5)
+    with pytest.raises(ValueError, match="longer than"):
+        MatmulDft(np.ones(20, np.float32), 16, 5)
+    with pytest.raises(ValueError, match="num_bins"):
+        MatmulDft(np.ones(10, np.float32), 16, 10)
 
 
 def test_spec_augment_is_identity_at_inference():

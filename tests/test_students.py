@@ -249,8 +249,11 @@ def test_mac_count_by_hand(built_1s):
     from kws_kd.students.macs import model_macs
 
     frames = 49
-    # FFT estimate + mel over FFT bins 2..486 (15.625 Hz each: 31-7594 Hz) + DCT
-    front_end = frames * (2 * 1024 * 10 + 485 * 40 + 40 * 20)
+    # matmul DFT (1024 = 32 x 32; stage 1: 32 columns x 20 rows -> 32 complex,
+    # stage 2: 32 twiddled 32-point DFTs -> 16 complex for bins < 512) + mel over
+    # FFT bins 2..486 (15.625 Hz each: 31-7594 Hz) + DCT
+    dft = 32 * 20 * 64 + 32 * 64 * 32
+    front_end = frames * (dft + 485 * 40 + 40 * 20)
     lstm_steps = frames * ((20 + 200) * 4 * 500 + 500 * 200)
     assert model_macs(strip(built_1s["lstm_p"])) == front_end + lstm_steps + 200 * 12
     branch = 200 * 200 + frames * 200

@@ -2,8 +2,9 @@
 
 Counted: every matmul and convolution (recurrent cells once per time step,
 attention queries, dot products and weighted sums, mel filterbank, DCT) and
-the FFT (estimated as 2 * N * log2 N real MACs per frame for a real FFT of
-length N, a standard radix-2 estimate). Not counted: element-wise ops
+the spectrum: the two matmul stages of `kws_kd.matmul_dft` that every export
+but the dynamic-range one runs (for that RFFT2D form, 2 * N * log2 N real MACs
+per frame, a standard radix-2 estimate). Not counted: element-wise ops
 (activations, gates' products, BN, which folds into the conv at inference, log,
 abs). FLOPs ~= 2 * MACs. Why analytical: the TF profiler cannot see inside a
 `while` loop, and the unrolled graph is slow to build at 8 s.
@@ -29,8 +30,11 @@ def layer_macs(layer: keras.layers.Layer) -> int:
     """MACs of one call of `layer` as wired in its (single) functional model."""
     if isinstance(layer, MfccFrontEnd):
         frames = _shape(layer.output)[1]
-        n = layer.config.fft_length
-        fft = 2 * n * int(math.log2(n))
+        if layer.quantization_safe:
+            n = layer.config.fft_length
+            fft = 2 * n * int(math.log2(n))
+        else:
+            fft = layer._dft.macs_per_frame()
         mel = layer._mel.shape[0] * layer._mel.shape[1]
         dct = layer._dct.size
         return frames * (fft + mel + dct)
