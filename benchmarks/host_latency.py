@@ -10,7 +10,11 @@ times the teachers with `python -m export.teacher_latency` in a child process
 (kws_kd never imports torch). Writes docs/latency.json, docs/latency.csv and
 the markdown table docs/latency.md.
 
-    python benchmarks/host_latency.py --seconds 1 8 --modes float32 int8 --threads 1 4
+    python benchmarks/host_latency.py --seconds 1 8 --modes float32 int8 int8-streaming --threads 1 4
+
+A mode ending in `-streaming` is the `kws-kd export --streaming` file (one
+20 ms hop per call, state in and out), timed per clip as every hop of the
+clip in turn; students that cannot stream get no such row.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ sys.path.insert(0, str(REPO))
 STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
 CONV_STUDENTS = ("tc_resnet", "crnn", "att_rnn", "mhatt_rnn")  # students with conv layers
 SR = 16000
+STREAMING = "-streaming"
 
 
 def peak_sgemm_macs_per_s(n: int = 1024, repeats: int = 5) -> float:
@@ -62,6 +67,8 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
     from kws_kd.students.registry import build_student
     from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
 
+    streaming_modes = [m for m in modes if m.endswith(STREAMING)]
+    modes = [m for m in modes if not m.endswith(STREAMING)]
     files, macs, params = {}, {}, {}
     for name in names:
         jobs = []
@@ -72,6 +79,8 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
             macs[(name, sec)] = model_macs(model)
             params[name] = int(model.count_params())
             scopes = front_end_scopes(model)  # int8 keeps the MFCC front end float, as kws-kd export does
+            for m in streaming_modes:
+                files[(name, sec, m)] = _streaming_file(model, name, sec, m, work, log)
             todo = {m: work / f"{name}_{sec:g}s_{m}.tflite" for m in modes}
             missing = {m: p for m, p in todo.items() if not p.exists()}
             files.update({(name, sec, m): p for m, p in todo.items()})
@@ -122,7 +131,7 @@ def write_outputs(rows, teachers, meta, out_dir: Path) -> None:
 
     atomic_write_text(out_dir / "latency.json", json.dumps({"meta": meta, "students": rows, "teachers": teachers}, indent=2) + "\n")
     fields = ["student", "seconds", "mode", "threads", "median_ms", "p90_ms", "min_ms", "runs", "size_kib", "macs",
-              "gmacs_per_s", "peak_fraction", "ratio_xlsr", "ratio_small_cpu", "error"]  # fmt: skip
+              "gmacs_per_s", "peak_fraction", "ratio_xlsr", "ratio_small_cpu", "hop_median_ms", "error"]  # fmt: skip
     sio = io.StringIO()
     w = csv.DictWriter(sio, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
@@ -154,6 +163,8 @@ def render_markdown(data: dict) -> str:
         def num(v, fmt):
             return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
+        if one.get("hop_median_ms") is not None:
+            mode = f"{mode} ({one['hop_median_ms']:.3f} ms/hop)"
         lines.append(
             f"| {name} | {sec:g} s | {mode} | {num(one.get('size_kib'), '.1f')} | {one['macs'] / 1e6:.1f} | {lat(one)} "
             f"| {lat(four)} | {num(one.get('gmacs_per_s'), '.2f')} | {num(100 * one.get('peak_fraction', float('nan')), '.1f')} "
@@ -169,7 +180,10 @@ def render_markdown(data: dict) -> str:
         [
             "## Table",
             "",
-            f"Measured {meta['date']} on {meta['cpu_count']} cores ({meta['machine']}); {meta['note']}. "
+            f"Measured {meta['date']} on {meta['cpu_count']} cores ({meta['machine']}); {meta['note']}"
+            + (f"; load average {meta['load_average_at_start'][0]:.1f} at start, "
+               f"{meta['load_average_at_end'][0]:.1f} at end. " if "load_average_at_end" in meta else ". ")
+            +
             f"LiteRT (ai-edge-litert) with XNNPACK, {meta['runs']} timed runs after {meta['warmup']} warm-up runs. "
             f"Peak = single-thread float32 SGEMM in numpy: {meta['peak_sgemm_gmacs_per_s_1thread']:.1f} GMAC/s.",
             "",
@@ -181,6 +195,36 @@ def render_markdown(data: dict) -> str:
             "",
         ]
     )
+
+
+def _streaming_file(model, name: str, sec: float, mode: str, work: Path, log):
+    """Path of the streaming export of `model` in `mode` ('int8-streaming'), None if it cannot stream,
+    or the error text if conversion failed."""
+    from kws_kd.errors import KwsKdError
+    from kws_kd.tflite.sidecar import build_sidecar, sidecar_path, write_sidecar
+    from kws_kd.tflite.streaming import check_streamable, convert_streaming
+
+    try:
+        check_streamable(name)
+    except KwsKdError:
+        return None
+    path = work / f"{name}_{sec:g}s_{mode}.tflite"
+    if path.exists() and sidecar_path(path).exists():
+        return path
+    quant = mode[: -len(STREAMING)]
+    samples = int(round(sec * SR))
+    rep = np.random.default_rng(0).normal(0, 0.1, (8, samples)).astype(np.float32)
+    t = time.time()
+    try:
+        layout = convert_streaming(model, {quant: path}, calibration_audio=rep, label=f"{name} {sec:g}s", log=log)
+    except KwsKdError as exc:
+        log(f"  {name} {sec:g}s {mode} FAILED: {exc}")
+        return str(exc)
+    write_sidecar(sidecar_path(path), build_sidecar(
+        path, model=name, quantize=quant, labels=[str(i) for i in range(12)], multi_label=False, sample_rate=SR,
+        front_end={}, source_run=None, test_metrics=None, streaming=layout.to_dict(), clip_samples=samples))
+    log(f"  {name} {sec:g}s {mode} converted in {time.time() - t:.0f}s")
+    return path
 
 
 def main(argv=None) -> int:
@@ -196,6 +240,8 @@ def main(argv=None) -> int:
     p.add_argument("--work", default="/tmp/kws-kd-bench", help="where .tflite files are kept (reused)")
     p.add_argument("--out", default=str(REPO / "docs"), help="folder for latency.json/.csv")
     p.add_argument("--markdown", action="store_true", help="only print the markdown table of OUT/latency.json")
+    p.add_argument("--note", default="2-core machine; 4 threads are oversubscribed",
+                   help="how the machine was used during the run, printed above the table")
     p.add_argument("--peak-gmacs", type=float, default=None,
                    help="with --markdown: reference peak (GMAC/s) for the %% of peak column, e.g. the best "
                         "SGEMM rate seen on a quieter machine")  # fmt: skip
@@ -234,7 +280,8 @@ def main(argv=None) -> int:
     meta = {
         "machine": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "note": "shared 2-core machine; 4 threads are oversubscribed; other jobs ran concurrently",
+        "note": args.note,
+        "load_average_at_start": list(os.getloadavg()),
         "peak_sgemm_gmacs_per_s_1thread": peak / 1e9,
         "runs": args.runs,
         "warmup": args.warmup,
@@ -249,6 +296,8 @@ def main(argv=None) -> int:
             conv = convert_students([name], [sec], args.modes, work, log)
             for mode in args.modes:
                 path = conv["files"][(name, sec, mode)]
+                if path is None:
+                    continue  # a -streaming mode for a student that cannot stream
                 for th in args.threads:
                     row = {"student": name, "seconds": sec, "mode": mode, "threads": th,
                            "macs": conv["macs"][(name, sec)], "params": conv["params"][name]}  # fmt: skip
@@ -257,7 +306,7 @@ def main(argv=None) -> int:
                         rows.append(row)
                         continue
                     r = host_latency(path, threads=th, runs=args.runs, warmup=args.warmup)
-                    row.update({k: r[k] for k in ("median_ms", "p90_ms", "min_ms", "runs")})
+                    row.update({k: r[k] for k in ("median_ms", "p90_ms", "min_ms", "runs", "hop_median_ms") if k in r})
                     row["size_kib"] = round(r["size_bytes"] / 1024, 1)
                     row["gmacs_per_s"] = row["macs"] / (r["median_ms"] / 1e3) / 1e9
                     row["peak_fraction"] = row["gmacs_per_s"] * 1e9 / peak
@@ -268,6 +317,7 @@ def main(argv=None) -> int:
                     rows.append(row)
                     log(f"  {name} {sec:g}s {mode:8s} {th}t: median {r['median_ms']:.3f} ms p90 {r['p90_ms']:.3f} "
                         f"ms, {row['size_kib']} KiB, {row['gmacs_per_s']:.2f} GMAC/s")  # fmt: skip
+            meta["load_average_at_end"] = list(os.getloadavg())
             write_outputs(rows, teachers, meta, out_dir)
     log(f"wrote {out_dir / 'latency.json'} and latency.csv")
     return 0
