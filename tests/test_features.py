@@ -133,8 +133,10 @@ def test_export_front_end_uses_a_matmul_and_dynamic_range_safe_switches_it(tmp_p
     assert biggest_tensor(True) >= frames * 400 * mel  # the broadcast product, ~485 bins
 
 
-@pytest.mark.parametrize("window,fft,bins", [(640, 1024, 487), (640, 1024, 513), (400, 512, 257), (5, 8, 3), (16, 16, 9)])
-def test_matmul_dft_matches_numpy_rfft(window, fft, bins):
+@pytest.mark.parametrize("window,fft,bins,n1", [(640, 1024, 487, None), (640, 1024, 513, None), (640, 1024, 487, 16),
+                                                (400, 512, 257, None), (400, 512, 100, 64), (5, 8, 3, None),
+                                                (16, 16, 9, 2)])
+def test_matmul_dft_matches_numpy_rfft(window, fft, bins, n1):
     """Two-stage matmul DFT == |rfft| in float64 numpy, for split sizes that do and do
     not divide the window (400 = 12.5 rows of 32), any batch and a single frame."""
     from kws_kd.features import hann_window
@@ -142,7 +144,7 @@ def test_matmul_dft_matches_numpy_rfft(window, fft, bins):
 
     rng = np.random.default_rng(7)
     win = hann_window(window)
-    dft = MatmulDft(win, fft, bins)
+    dft = MatmulDft(win, fft, bins, n1=n1)
     assert dft.n1 * dft.n2 == fft and dft.rows * dft.n1 >= window and dft.k1 * dft.n2 >= bins
     for shape in [(3, 5, window), (1, 1, window)]:
         frames = rng.standard_normal(shape).astype(np.float32)

@@ -56,7 +56,8 @@ def test_stripped_student_converts_builtins_only_and_matches_keras(name, tmp_pat
     x = np.random.default_rng(7).uniform(-0.5, 0.5, (1, SR)).astype(np.float32)
     got, ops = run_tflite(convert(export, tmp_path, "stripped"), x)
     assert not [op for op in ops if op.startswith("FLEX") or op in ("CUSTOM", "WHILE")], ops
-    assert "RFFT2D" in ops  # the MFCC front end is inside the model
+    # the MFCC front end is inside the model: the matmul DFT, the mel matmul, the log
+    assert {"BATCH_MATMUL", "SQRT", "LOG"} <= set(ops) and "RFFT2D" not in ops
     want = tf.function(lambda a: reference(a, training=False))(tf.constant(x)).numpy()
     assert got.shape == (1, 12)
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
@@ -72,6 +73,7 @@ def test_stripped_student_converts_builtins_only_and_matches_keras(name, tmp_pat
 INT8_SCRIPT = r"""
 import sys, tempfile, numpy as np, tensorflow as tf, keras
 from kws_kd.students.recurrent import GRUCell, PeepholeLSTMCell, bidirectional
+keras.utils.set_random_seed(0)  # unseeded weights made the error bound below fail now and then
 inp = keras.Input((12, 6), batch_size=1)
 x = keras.layers.RNN(PeepholeLSTMCell(16, 8), return_sequences=True, unroll=True)(inp)
 x = bidirectional(GRUCell(8), GRUCell(8), x, unroll=True, name="bi")

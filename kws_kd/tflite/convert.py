@@ -11,9 +11,9 @@ Modes:
 - float32: no optimisation.
 - float16: weights stored as float16, computed in float32.
 - dynamic: int8 weights, float activations (dynamic-range quantization).
-- int8: full integer quantization calibrated on a representative set. Ops
-  without an int8 kernel (RFFT2D / COMPLEX_ABS of the MFCC front end) stay
-  float. I/O is float32 by default (raw audio in, logits out); `int8_io=True`
+- int8: full integer quantization calibrated on a representative set, except
+  the MFCC front end, which stays float (`front_end_scopes`, selective
+  quantization in `_child`). I/O is float32 by default (raw audio in, logits out); `int8_io=True`
   makes the input int8 audio, i.e. 8-bit audio (measured in docs/export.md).
 """
 
