@@ -17,8 +17,9 @@ written to convert to TFLite *builtin* ops only:
   form materialises a [frames, bins, mel] tensor (31 MB at 8 s) and is slow,
   so no other mode uses it (full int8 keeps the front end float anyway);
 - log: log(max(mel, floor));
-- DCT-II: always multiply + reduce_sum with a constant matrix (not
-  `tf.signal.mfccs_from_log_mel_spectrograms`, which has no builtin lowering).
+- DCT-II: a matmul with a constant matrix (not
+  `tf.signal.mfccs_from_log_mel_spectrograms`, which has no builtin lowering);
+  multiply + reduce_sum in the dynamic-range form, for the same reason as the mel.
 
 The mel filterbank is the HTK-mel triangular one of
 `tf.signal.linear_to_mel_weight_matrix` (triangles in mel space, DC bin
@@ -152,7 +153,9 @@ class MfccFrontEnd(keras.layers.Layer):
             mag = self._dft(frames)[..., self._bin_lo :]
             mel = tf.tensordot(mag, mel_w, axes=1)
         log_mel = tf.math.log(tf.maximum(mel, cfg.log_floor))
-        return tf.reduce_sum(log_mel[..., :, None] * tf.constant(self._dct), axis=-2)
+        if self.quantization_safe:
+            return tf.reduce_sum(log_mel[..., :, None] * tf.constant(self._dct), axis=-2)
+        return tf.tensordot(log_mel, tf.constant(self._dct), axes=1)
 
     def compute_output_shape(self, input_shape):
         frames = None if input_shape[-1] is None else num_frames(int(input_shape[-1]), self.config)
