@@ -5,10 +5,10 @@ LiteRT (the `ai-edge-litert` manylinux aarch64 wheel) with XNNPACK on, and that
 its logits match the x86 host run. Emulated wall time is NOT a latency, so it is
 not reported.
 
-Instructions per inference are not measured: Debian 12's qemu 7.2 (static or
-not) is built without TCG plugin support, and valgrind running under qemu-user
-cannot start CPython, so there is no instruction counter here. The field is
-present (None) with the reason, so a machine with a plugin-enabled qemu can fill it.
+Instructions per inference (`instructions=True`, `--instructions`) are
+counted from qemu's own block logs (`kws_kd.bench.arm_instructions`): Debian
+12's qemu 7.2 has no TCG plugins, so that is the machine-independent cost
+figure available here. Without the flag the field is None with the reason.
 
 The aarch64 environment lives in a cache folder (default
 ~/.cache/kws-kd/arm, or $KWS_KD_ARM_CACHE): Debian's arm64 CPython 3.11 and
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -36,9 +37,10 @@ import numpy as np
 from kws_kd.errors import KwsKdError
 
 QEMU = "qemu-aarch64-static"
-NO_INSTRUCTIONS = (
-    "not measured: Debian qemu 7.2 has no TCG plugin support and valgrind under qemu-user cannot start CPython"
-)
+# A phone-class core: ARMv8.2-A with fp16 and dot product, 128-bit NEON, no SVE
+# (qemu's default "max" CPU has SVE and i8mm, which XNNPACK would use).
+QEMU_CPU = "cortex-a76"
+NO_INSTRUCTIONS = "not measured: pass instructions=True (CLI: --instructions) to count them from qemu's block logs"
 DEBS = (
     "python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libc6 libexpat1 zlib1g libffi8 libssl3 "
     "libstdc++6 libgcc-s1 libbz2-1.0 liblzma5 libsqlite3-0 libuuid1 libncursesw6 libtinfo6 libreadline8 "
@@ -47,7 +49,7 @@ DEBS = (
 FAKE_CPUINFO = (
     "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp "
     "asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\n"
-    "CPU variant\t: 0x3\nCPU part\t: 0xd0c\nCPU revision\t: 1\n\n"
+    "CPU variant\t: 0x3\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
 )
 
 _SCRIPT = r"""
@@ -125,23 +127,29 @@ def prepare(cache: Path | None = None, timeout_s: float = 900) -> Path:
     return cache
 
 
-def _command(cache: Path, args: list[str], fake_cpuinfo: bool) -> list[str]:
+def _command(cache: Path, args: list[str], fake_cpuinfo: bool, qemu_args: list[str] | None = None) -> list[str]:
     sysroot = cache / "sysroot"
-    base = [QEMU, "-L", str(sysroot), str(sysroot / "usr/bin/python3.11")] + args
+    base = [QEMU, "-cpu", QEMU_CPU, *(qemu_args or []), "-L", str(sysroot), str(sysroot / "usr/bin/python3.11")]
+    base += args
     if not fake_cpuinfo:
         return base
-    inner = f"mount --bind {cache / 'cpuinfo'} /proc/cpuinfo && exec " + " ".join(base)
+    inner = f"mount --bind {shlex.quote(str(cache / 'cpuinfo'))} /proc/cpuinfo && exec " + shlex.join(base)
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", inner]
 
 
-def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0) -> dict:
-    """Run one inference of `path` under aarch64 emulation and compare it with the host."""
+def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0, instructions: bool = False,
+            invokes: int = 3) -> dict:
+    """Run one inference of `path` under aarch64 emulation and compare it with the host.
+
+    With `instructions`, also count aarch64 instructions per inference (one
+    warm-up, then the median of `invokes`; seconds to minutes per file).
+    """
     from kws_kd.tflite.runner import TFLiteClassifier
 
     cache = prepare()
-    if not (cache / "run_model.py").exists():
-        (cache / "run_model.py").write_text(_SCRIPT)
-        (cache / "cpuinfo").write_text(FAKE_CPUINFO)
+    for name, text in (("run_model.py", _SCRIPT), ("cpuinfo", FAKE_CPUINFO)):  # current versions, always
+        if not (cache / name).exists() or (cache / name).read_text() != text:
+            (cache / name).write_text(text)
     path = Path(path).resolve()
     from kws_kd.tflite.runner import quantize_input
 
@@ -171,6 +179,12 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0) -
             raise KwsKdError(f"{path.name}: the aarch64 run failed under {QEMU}: {tail[0][:200]}")
         proc, fake = results
         arm_raw = np.load(out)
+        counted = {"instructions_per_inference": None, "instructions_note": NO_INSTRUCTIONS}
+        if instructions:
+            from kws_kd.bench.arm_instructions import count_instructions
+
+            counted = count_instructions(cache, lambda a, q: _command(cache, a, fake, q), path, inp,
+                                         invokes=invokes, timeout_s=max(timeout_s, 1800))
     return {
         "model": path.name,
         "arch": "aarch64 (qemu-user)",
@@ -178,8 +192,7 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0) -
         "fake_cpuinfo": fake,
         "max_abs_diff_vs_host": float(np.max(np.abs(arm_raw.astype(np.float64) - host_raw.astype(np.float64)))),
         "identical_to_host": bool(np.array_equal(arm_raw, host_raw)),
-        "instructions_per_inference": None,
-        "instructions_note": NO_INSTRUCTIONS,
+        **counted,
     }
 
 

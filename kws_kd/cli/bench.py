@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     arm = add_command(sub, "arm", help="run on emulated aarch64 (qemu-user) with XNNPACK; checks output vs host")
     arm.add_argument("models", nargs="+", help=".tflite files")
     arm.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    arm.add_argument("--instructions", action="store_true",
+                     help="count aarch64 instructions per inference from qemu's block logs (seconds to minutes per file)")
     arm.set_defaults(func=run_arm)
 
     adb = add_command(sub, "adb", help="LiteRT benchmark_model on an Android phone over adb")
@@ -70,14 +72,15 @@ def run_arm(args: argparse.Namespace) -> int:
     rows = []
     for model in args.models:
         try:
-            r = arm(model)
+            r = arm(model, instructions=args.instructions)
         except ArmUnavailable as exc:
             print(f"skipped: {exc}")
             return 0
         rows.append(r)
         print(
             f"{r['model']}: runs on aarch64 LiteRT, XNNPACK {'on' if r['xnnpack'] else 'OFF'}, "
-            f"max |diff| vs host {r['max_abs_diff_vs_host']:.3g}; instructions/inference {r['instructions_note']}"
+            f"max |diff| vs host {r['max_abs_diff_vs_host']:.3g}; instructions/inference "
+            f"{r['instructions_note'] if r['instructions_per_inference'] is None else format(r['instructions_per_inference'], ',')}"
         )
     _write(args.json, rows)
     return 0
