@@ -17,15 +17,45 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def render_markdown(rows: list[dict], latency_json: Path = REPO / "docs" / "latency.json") -> str:
+    """Table of ARM rows; MACs per instruction where host_latency.py measured the same file name."""
+    macs = {}
+    if latency_json.exists():
+        for r in json.loads(latency_json.read_text())["students"]:
+            macs[f"{r['student']}_{r['seconds']:g}s_{r['mode']}.tflite"] = r["macs"]
+    lines = ["| file | XNNPACK | max abs logit diff vs x86 | bit-identical | instructions per inference | MACs per instruction |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | failed: {r['error']} |||||")
+            continue
+        count = r.get("instructions_per_inference")
+        ratio = f"{macs[r['model']] / count:.2f}" if count and r["model"] in macs else "-"
+        lines.append(f"| {r['model']} | {'yes' if r['xnnpack'] else 'no'} | {r['max_abs_diff_vs_host']:.3g} "
+                     f"| {'yes' if r['identical_to_host'] else 'no'} | {'-' if count is None else format(count, ',')} "
+                     f"| {ratio} |")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("models", nargs="+")
+    p.add_argument("models", nargs="*")
     p.add_argument("--json", default=None)
     p.add_argument("--instructions", action="store_true", help="count aarch64 instructions per inference")
+    p.add_argument("--markdown", action="store_true",
+                   help="only print the markdown table of --json (MACs from docs/latency.json where the file names match)")
     args = p.parse_args(argv)
+    if args.markdown:
+        if not args.json:
+            p.error("--markdown reads the table from --json FILE")
+        print(render_markdown(json.loads(Path(args.json).read_text())))
+        return 0
+    if not args.models:
+        p.error("give one or more .tflite files")
     from kws_kd.atomic import atomic_write_text
     from kws_kd.bench.arm import ArmUnavailable, run_arm
     from kws_kd.errors import KwsKdError

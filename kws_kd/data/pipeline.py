@@ -135,7 +135,12 @@ def table_extra(
 
     def add(batch: dict) -> dict:
         idx = lookup.lookup(batch["clip_id"])
-        tf.debugging.assert_non_negative(idx, message="a clip id of this dataset is not in the extra table (teacher store built for other data?)")
+        check = tf.debugging.assert_non_negative(
+            idx, message="a clip id of this dataset is not in the extra table (teacher store built for other data?)")
+        # Dataset functions do not order ops by themselves: without this the gather's own
+        # "indices[0] = -1" error could win the race against the readable message.
+        with tf.control_dependencies([check]):
+            idx = tf.identity(idx)
         out = dict(batch)
         for name, a in consts.items():
             out[name] = tf.gather(a, idx)
