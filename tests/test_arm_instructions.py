@@ -48,6 +48,22 @@ def test_awk_counter_agrees_with_the_python_one(tmp_path):
     assert got == WANT
 
 
+@pytest.mark.skipif(shutil.which("awk") is None, reason="no awk")
+def test_awk_counter_prints_totals_past_two_to_the_31(tmp_path):
+    """mawk prints numbers beyond 2**31 as 2.14748e+09 unless told otherwise; totals get that big."""
+    block = "IN:\n" + "".join(f"0x{0x5500001000 + 4 * i:016x}:  d503201f  nop\n" for i in range(10_000)) + "\n"
+    trace = "Trace 0: 0x7f00 [0000000001009331/0000005500001000/00000001/00000200]\n"
+    prog = tmp_path / "count.awk"
+    prog.write_text(COUNT_AWK)
+    log = tmp_path / "log"
+    with open(log, "w") as f:
+        f.write(block)
+        f.write(trace * 220_000)  # 2.2 billion instructions
+        f.write(f'1 newfstatat(AT_FDCWD,"/{MARKER}0",0x0,0) = -1\n')
+    out = subprocess.run(["awk", "-f", str(prog), str(log)], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["MARK", "0", "2200000000", "0"]
+
+
 def test_per_invoke_takes_differences_and_checks_markers():
     marks = [(0, 100, 0), (1, 160, 0), (2, 210, 0), (3, 260, 0), (4, 311, 0)]
     r = per_invoke(marks, 3)

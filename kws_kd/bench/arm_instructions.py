@@ -62,7 +62,7 @@ inblk && /^0x/ { if (first == "") { first = substr($1, 3, length($1) - 3); sub(/
 inblk { len[first] = n; inblk = 0 }
 /^Trace/ { split($4, f, "/"); pc = f[2]; sub(/^0+/, "", pc); if (pc in len) total += len[pc]; else unknown++; next }
 /MARKER[0-9]+/ { match($0, /MARKER[0-9]+/); m = substr($0, RSTART, RLENGTH); sub(/^MARKER/, "", m)
-                 print "MARK", m, total + 0, unknown + 0 }
+                 printf "MARK %s %.0f %.0f\n", m, total, unknown }  # %.0f: mawk prints big numbers as 2.1e+09
 """.replace("MARKER", MARKER)
 
 COUNTED_LIBS = re.compile(r"/(ai_edge_litert/[^/]+\.so[^/]*|lib(c|m|stdc\+\+|gcc_s)\.so[^/]*)$")
