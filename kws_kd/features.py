@@ -135,27 +135,31 @@ class MfccFrontEnd(keras.layers.Layer):
         import tensorflow as tf
 
         cfg = self.config
-        mel_w = tf.constant(self._mel)
         if self.quantization_safe:
-            window = tf.constant(self._window)
-            spec = tf.signal.stft(
-                audio,
-                frame_length=cfg.frame_length,
-                frame_step=cfg.frame_step,
-                fft_length=cfg.fft_length,
-                window_fn=lambda length, dtype: window,
-                pad_end=False,
-            )
-            mag = tf.abs(spec)[..., self._bin_lo : self._bin_hi]
-            mel = tf.reduce_sum(mag[..., :, None] * mel_w, axis=-2)
+            mag = self.rfft2d_magnitude(audio)
         else:
             frames = tf.signal.frame(audio, cfg.frame_length, cfg.frame_step, pad_end=False)
             mag = self._dft(frames)[..., self._bin_lo :]
-            mel = tf.tensordot(mag, mel_w, axes=1)
-        log_mel = tf.math.log(tf.maximum(mel, cfg.log_floor))
+        log_mel = tf.math.log(tf.maximum(self._project(mag, self._mel), cfg.log_floor))
+        return self._project(log_mel, self._dct)
+
+    def rfft2d_magnitude(self, audio):
+        """|STFT| of the used bins through `tf.signal.stft` (RFFT2D + COMPLEX_ABS in TFLite)."""
+        import tensorflow as tf
+
+        cfg = self.config
+        window = tf.constant(self._window)
+        spec = tf.signal.stft(audio, frame_length=cfg.frame_length, frame_step=cfg.frame_step,
+                              fft_length=cfg.fft_length, window_fn=lambda length, dtype: window, pad_end=False)
+        return tf.abs(spec)[..., self._bin_lo : self._bin_hi]
+
+    def _project(self, x, matrix: np.ndarray):
+        """x @ matrix over the last axis: a matmul, or multiply + sum in the dynamic-range-safe form."""
+        import tensorflow as tf
+
         if self.quantization_safe:
-            return tf.reduce_sum(log_mel[..., :, None] * tf.constant(self._dct), axis=-2)
-        return tf.tensordot(log_mel, tf.constant(self._dct), axes=1)
+            return tf.reduce_sum(x[..., :, None] * tf.constant(matrix), axis=-2)
+        return tf.tensordot(x, tf.constant(matrix), axes=1)
 
     def compute_output_shape(self, input_shape):
         frames = None if input_shape[-1] is None else num_frames(int(input_shape[-1]), self.config)

@@ -122,9 +122,7 @@ def prepare(cache: Path | None = None, timeout_s: float = 900) -> Path:
     for whl in sorted(wheels.glob("*.whl")):
         with zipfile.ZipFile(whl) as zf:
             zf.extractall(site)
-    (cache / "cpuinfo").write_text(FAKE_CPUINFO)
-    (cache / "run_model.py").write_text(_SCRIPT)
-    return cache
+    return cache  # run_arm writes the current cpuinfo and guest script itself
 
 
 def _command(cache: Path, args: list[str], fake_cpuinfo: bool, qemu_args: list[str] | None = None) -> list[str]:
