@@ -1,21 +1,30 @@
-"""Training throughput: steps/s per student at 1 s and 8 s, vanilla (lambda=0) vs KD (lambda=0.25).
+"""Training throughput per student: the old training path against the new one, in one run.
 
-Runs the real `kws_kd.train` loop (same custom step, same tf.data pipeline,
-same teacher-target join) for a few steps on a generated WAV dataset with a
-generated teacher store, and reports from the loop's own timers:
+Two measurements, both interleaved across paths (a burst of load hits every path alike):
 
-* per-step wall time (median and minimum over alternating vanilla/KD runs;
-  the first step traces the graph and the last one validates: both excluded),
-* KD overhead: KD step time / vanilla step time - 1 (goal: <= 10 %); the
-  minimum is the least disturbed by other processes on a shared CPU,
-* data wait: the share of wall time the loop spent waiting for the next batch
-  (goal: ~0, i.e. the input pipeline is never the bottleneck).
+1. **Breakdown** (synthetic batches, `tf.function`, median of `--repeats` calls):
+   front end (MFCC of B clips), forward, backward (forward+backward minus
+   forward), optimizer (full step minus forward+backward). A path with the
+   feature cache pays the front end once per clip per run instead of once per
+   step: its per-step total leaves it out, and the cache's build rate is shown
+   on its own. Clips/s = B / per-step total. Share of peak = (forward +
+   backward MACs of the network, 3x its forward MACs, front end excluded) /
+   per-step total / `--peak-gmacs` (numpy SGEMM on this machine).
+2. **Loop**: the real `kws_kd.train` loop (pipeline, teacher-target join,
+   optimizer, validation excluded) on a generated dataset, steps/s and the
+   share of time spent waiting for data.
 
-    python benchmarks/train_throughput.py [--models lstm_p tc_resnet crnn att_rnn mhatt_rnn]
-        [--seconds 1 8] [--steps 8] [--batch-size 32] [--repeats 2] [--out benchmarks/results/train_throughput.json]
+Paths (`PATHS`): `old` is the training graph before this benchmark's levers
+(matmul-DFT front end in every step, (k, 1) convolutions, Keras's generic RNN
+loop, float32); `new` turns on `BuildOptions.fast_graph` (stft front end,
+time-on-width convolutions, fused recurrences) and the feature cache;
+`new-bf16` adds `--precision mixed_bfloat16`. Single levers are there to see
+what each pays.
 
-Keep --steps small on the shared 2-core CPU; numbers are for comparison between
-rows of one run, not absolute figures (other processes share the cores).
+    python benchmarks/train_throughput.py [--models ...] [--seconds 1 8] [--batch-sizes 32]
+        [--paths old new new-bf16] [--repeats 5] [--loop-steps 6] [--out benchmarks/results/train_throughput.json]
+
+Absolute times drift on this shared 2-core machine: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -27,152 +36,248 @@ import platform
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = ["lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn"]
-LABELS = ["a", "b", "c", "d"]
+NUM_LABELS = 12
+PEAK_GMACS = 95.2  # numpy float32 SGEMM, 2 cores (docs/latency.md)
 
 
-def make_data(folder: Path, seconds: float, train_clips: int, seed: int = 0) -> Path:
-    """Noise clips with a short tone (label = its frequency) at a random offset, plus a teacher store."""
+@dataclass(frozen=True)
+class TrainPath:
+    """One way of running a training step (`kws_kd.train.TrainOptions` fields)."""
+
+    name: str
+    fast_graph: bool
+    precision: str
+    feature_cache: bool
+
+
+PATHS = {
+    p.name: p
+    for p in (
+        TrainPath("old", False, "float32", False),
+        TrainPath("fast-graph", True, "float32", False),
+        TrainPath("cache", False, "float32", True),
+        TrainPath("new", True, "float32", True),
+        TrainPath("new-bf16", True, "mixed_bfloat16", True),
+    )
+}
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    fn()  # tracing and first-call allocation excluded
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000.0 * float(np.median(times))
+
+
+class Breakdown:
+    """Synthetic-batch timings of one student, one length, one batch size, one path."""
+
+    def __init__(self, model: str, seconds: float, batch: int, path: TrainPath):
+        import keras
+        import tensorflow as tf
+
+        from kws_kd.students.attention import strip
+        from kws_kd.students.base import student_info
+        from kws_kd.students.macs import layer_macs, model_macs
+        from kws_kd.students.registry import build_student
+        from kws_kd.train import DEFAULT_OPTIMIZER
+
+        samples = int(seconds * 16000)
+        build = dict(fast_graph=path.fast_graph, precision=path.precision)
+        full = strip(build_student(model, NUM_LABELS, samples, **build, features_input=path.feature_cache))
+        self.front_end = student_info(full).layers["mfcc"]
+        reference = strip(build_student(model, NUM_LABELS, samples, fast_graph=False))
+        self.network_macs = model_macs(reference) - layer_macs(student_info(reference).layers["mfcc"])
+        rng = np.random.default_rng(0)
+        self.audio = tf.constant(rng.normal(0, 0.1, (batch, samples)).astype(np.float32))
+        self.features = tf.function(lambda a: self.front_end(a))(self.audio)
+        self.x = self.features if path.feature_cache else self.audio
+        self.y = tf.constant(rng.integers(0, NUM_LABELS, batch).astype(np.int32))
+        self.model, self.batch, self.path = full, batch, path
+        variables = full.trainable_variables
+        optimizer = keras.optimizers.SGD(0.01, momentum=0.9) if DEFAULT_OPTIMIZER.get(model) == "sgd" else keras.optimizers.Adam(1e-3)
+        optimizer.build(variables)
+
+        def loss(x, y):
+            logits = tf.cast(full(x, training=True), tf.float32)
+            return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits))
+
+        @tf.function
+        def forward(x, y):
+            return loss(x, y)
+
+        @tf.function
+        def grads(x, y):
+            with tf.GradientTape() as tape:
+                value = loss(x, y)
+            return tape.gradient(value, variables)
+
+        @tf.function
+        def step(x, y):
+            g = grads.python_function(x, y)
+            optimizer.apply_gradients(zip(g, variables))
+            return g[0]
+
+        self.fns = {
+            "front_end": tf.function(lambda a: self.front_end(a)),
+            "forward": forward,
+            "fwd_bwd": grads,
+            "step": step,
+        }
+
+    def measure(self, repeats: int) -> dict:
+        f = self.fns
+        front = _median_ms(lambda: f["front_end"](self.audio).numpy(), repeats)
+        fwd = _median_ms(lambda: f["forward"](self.x, self.y).numpy(), repeats)
+        fwd_bwd = _median_ms(lambda: f["fwd_bwd"](self.x, self.y)[0].numpy(), repeats)
+        step = _median_ms(lambda: f["step"](self.x, self.y).numpy(), repeats)
+        # In-graph front end: `step` already ran it. Cached: it is paid once per clip, not per step.
+        total = step
+        if not self.path.feature_cache:
+            fwd, fwd_bwd = fwd - front, fwd_bwd - front  # the network's share
+        return {
+            "front_end_ms": front,
+            "front_end_per_step_ms": 0.0 if self.path.feature_cache else front,
+            "forward_ms": fwd,
+            "backward_ms": fwd_bwd - fwd,
+            "optimizer_ms": step - fwd_bwd - (0.0 if self.path.feature_cache else front),
+            "step_ms": total,
+            "clips_per_s": 1000.0 * self.batch / total,
+            "peak_share": 3 * self.network_macs * self.batch / (total / 1000.0) / (PEAK_GMACS * 1e9),
+            "cache_build_clips_per_s": 1000.0 * self.batch / front if self.path.feature_cache else None,
+        }
+
+
+def make_tone_dataset(folder: Path, seconds: float, train_clips: int, labels: int, seed: int = 0) -> Path:
+    """Noise clips with a short tone (label = its frequency) at a random offset: a dataset the loop can read."""
     from kws_kd.audio import write_wav
     from kws_kd.data.manifest import ClipRecord, Manifest, write_manifest
-    from kws_kd.rollout import RolloutOptions
-    from kws_kd.store import init_store, make_meta, write_shard
 
     rng = np.random.default_rng(seed)
+    names = [f"tone{i}" for i in range(labels)]
     sr, n = 16000, int(seconds * 16000)
     clips = []
-    for split, count in (("train", train_clips), ("validation", 8), ("test", 0)):
+    for split, count in (("train", train_clips), ("validation", 8)):
         for k in range(count):
-            li = k % len(LABELS)
+            li = k % labels
             audio = rng.normal(0, 0.02, n)
             start = rng.uniform(0, seconds - 0.3)
             s0 = int(start * sr)
-            audio[s0 : s0 + int(0.3 * sr)] += 0.5 * np.sin(2 * np.pi * (300 + 700 * li) * np.arange(int(0.3 * sr)) / sr)
+            audio[s0 : s0 + int(0.3 * sr)] += 0.5 * np.sin(2 * np.pi * (300 + 300 * li) * np.arange(int(0.3 * sr)) / sr)
             path = folder / "data" / f"{split}_{k}.wav"
             write_wav(path, np.clip(audio, -1, 1).astype(np.float32))
-            clips.append(ClipRecord(f"{split}/{k}", split, (LABELS[li],), str(path), round(start, 3), round(start + 0.3, 3)))
-    manifest = Manifest(root=str(folder / "data"), label_names=LABELS, clips=clips, clip_seconds=seconds)
-    write_manifest(manifest, folder / "data")
-    meta = make_meta(
-        manifest_hash=manifest.content_hash(), labels=LABELS, multi_label=False, teacher_hash="bench", teacher={},
-        frame_rate=50.0, sample_rate=sr, rollout=RolloutOptions(),
-    )
-    init_store(folder / "store", meta)
-    frames = int(seconds * 50) - 1
-    att = [rng.dirichlet(np.ones(frames)).astype(np.float32) for _ in clips]
-    write_shard(
-        folder / "store", meta, splits=("train", "validation"), shard_index=0, num_shards=1,
-        clip_ids=[c.clip_id for c in clips], clip_splits=[c.split for c in clips], attentions=att,
-        logits=rng.normal(size=(len(clips), len(LABELS))),
-    )
+            clips.append(ClipRecord(f"{split}/{k}", split, (names[li],), str(path), round(start, 3), round(start + 0.3, 3)))
+    write_manifest(Manifest(root=str(folder / "data"), label_names=names, clips=clips, clip_seconds=seconds), folder / "data")
     return folder
 
 
-def measure(folder: Path, model: str, kd_lambda: float, steps: int, batch_size: int, tag: str) -> dict:
-    """One short training run; per-step wall times from the loop's `on_step` hook.
-
-    Step 1 (graph tracing) and the last step (it includes the validation pass)
-    are left out. The data wait comes from the loop's own timer around `next()`.
-    """
+def loop_rate(folder: Path, model: str, path: TrainPath, steps: int, batch: int, tag: str) -> dict:
+    """The real training loop for `steps` steps: median step time (first and last excluded), data wait."""
     from kws_kd.train import TrainOptions, train
 
     stamps: list[float] = []
     opts = TrainOptions(
-        model=model, data=str(folder / "data"), out=str(folder / f"run_{model}_{kd_lambda}_{tag}"),
-        teacher_store=str(folder / "store"), kd_lambda=kd_lambda, steps=steps, batch_size=batch_size,
-        eval_every=steps, seed=0,
+        model=model, data=str(folder / "data"), out=str(folder / f"run_{model}_{path.name}_{tag}"), steps=steps,
+        batch_size=batch, eval_every=steps, seed=0, fast_graph=path.fast_graph, precision=path.precision,
+        feature_cache="on" if path.feature_cache else "off",
     )
-    stats = train(opts, on_step=lambda step: stamps.append(time.perf_counter()), progress=False, evaluate_test=False)
-    durations = np.diff(stamps)[:-1]
-    timed = stats.end_step - stats.start_step - 1
-    return {
-        "step_s": durations.tolist(),
-        "data_wait_s": stats.data_wait_seconds,
-        "busy_s": stats.step_seconds + stats.data_wait_seconds,
-        "timed_steps": timed,
-        "first_step_s": stats.first_step_seconds,
-    }
-
-
-def summarise(parts: list[dict]) -> dict:
-    d = np.concatenate([p["step_s"] for p in parts])
-    wait = sum(p["data_wait_s"] for p in parts)
-    busy = sum(p["busy_s"] for p in parts)
-    return {
-        "steps_timed": int(d.size),
-        "step_ms_median": float(1000 * np.median(d)),
-        "step_ms_min": float(1000 * d.min()),
-        "steps_per_s": float(1.0 / np.median(d)),
-        "data_wait_ms_per_step": float(1000 * wait / sum(p["timed_steps"] for p in parts)),
-        "data_wait_share": float(wait / busy) if busy else float("nan"),
-        "first_step_s": float(np.mean([p["first_step_s"] for p in parts])),
-    }
+    stats = train(opts, on_step=lambda s: stamps.append(time.perf_counter()), progress=False, evaluate_test=False)
+    step_s = np.diff(stamps)[:-1]
+    return {"loop_step_ms": 1000.0 * float(np.median(step_s)),
+            "data_wait_share": stats.data_wait_seconds / max(stats.step_seconds + stats.data_wait_seconds, 1e-9)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=STUDENTS)
+    ap.add_argument("--models", nargs="+", default=STUDENTS, choices=STUDENTS)
     ap.add_argument("--seconds", type=float, nargs="+", default=[1.0, 8.0])
-    ap.add_argument("--steps", type=int, default=8, help="steps per measurement (the first is excluded)")
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=2, help="alternating vanilla/KD runs per student and length")
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[32])
+    ap.add_argument("--paths", nargs="+", default=["old", "new", "new-bf16"], choices=list(PATHS))
+    ap.add_argument("--repeats", type=int, default=5, help="timed calls per breakdown measurement")
+    ap.add_argument("--loop-steps", type=int, default=6, help="steps of the real loop per path (0: skip the loop)")
+    ap.add_argument("--peak-gmacs", type=float, default=PEAK_GMACS)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     args = ap.parse_args(argv)
 
     import tensorflow as tf
 
+    paths = [PATHS[p] for p in args.paths]
     rows = []
     with tempfile.TemporaryDirectory(prefix="kws-kd-train-bench-") as tmp:
         for seconds in args.seconds:
-            folder = make_data(Path(tmp) / f"d{seconds:g}", seconds, train_clips=args.batch_size * args.steps)
-            for model in args.models:
-                parts: dict[str, list] = {"vanilla": [], "kd": []}
-                for rep in range(args.repeats):  # alternate, so a burst of load hits both modes alike
-                    parts["vanilla"].append(measure(folder, model, 0.0, args.steps, args.batch_size, f"r{rep}"))
-                    parts["kd"].append(measure(folder, model, 0.25, args.steps, args.batch_size, f"r{rep}"))
-                van, kd = summarise(parts["vanilla"]), summarise(parts["kd"])
-                row = {
-                    "model": model, "seconds": seconds, "batch_size": args.batch_size, "vanilla": van, "kd": kd,
-                    "kd_overhead_median": kd["step_ms_median"] / van["step_ms_median"] - 1.0,
-                    "kd_overhead_min": kd["step_ms_min"] / van["step_ms_min"] - 1.0,
-                }
-                rows.append(row)
-                print(
-                    f"{model:10s} {seconds:4.0f}s  vanilla {van['step_ms_median']:7.1f} ms (min {van['step_ms_min']:7.1f})  "
-                    f"KD {kd['step_ms_median']:7.1f} ms (min {kd['step_ms_min']:7.1f})  overhead median "
-                    f"{100 * row['kd_overhead_median']:+6.1f} % min {100 * row['kd_overhead_min']:+6.1f} %  "
-                    f"data wait {100 * van['data_wait_share']:4.1f}/{100 * kd['data_wait_share']:4.1f} %",
-                    flush=True,
-                )
+            for batch in args.batch_sizes:
+                folder = None
+                if args.loop_steps:
+                    folder = make_tone_dataset(Path(tmp) / f"d{seconds:g}_{batch}", seconds,
+                                               train_clips=batch * args.loop_steps, labels=NUM_LABELS)
+                for model in args.models:
+                    benches = {p.name: Breakdown(model, seconds, batch, p) for p in paths}
+                    results = {p.name: [] for p in paths}
+                    for _ in range(2):  # two interleaved rounds
+                        for p in paths:
+                            results[p.name].append(benches[p.name].measure(args.repeats))
+                    for p in paths:
+                        r = {k: (float(np.median([x[k] for x in results[p.name]])) if results[p.name][0][k] is not None
+                                 else None) for k in results[p.name][0]}
+                        if folder is not None:
+                            r.update(loop_rate(folder, model, p, args.loop_steps, batch, "r0"))
+                        rows.append({"model": model, "seconds": seconds, "batch_size": batch, "path": p.name, **r})
+                    base = next(r for r in rows if r["model"] == model and r["seconds"] == seconds
+                                and r["batch_size"] == batch and r["path"] == paths[0].name)
+                    for r in rows[-len(paths):]:
+                        r["speedup"] = base["step_ms"] / r["step_ms"]
+                        if "loop_step_ms" in r:
+                            r["loop_speedup"] = base["loop_step_ms"] / r["loop_step_ms"]
+                        print(_line(r), flush=True)
+                    del benches
     print()
-    print(
-        f"{'model':10s} {'len':>4s} {'vanilla st/s':>12s} {'KD st/s':>8s} {'KD ovh (median)':>15s} {'KD ovh (min)':>12s} "
-        f"{'data wait V/KD':>15s}"
-    )
-    for r in rows:
-        print(
-            f"{r['model']:10s} {r['seconds']:3.0f}s {r['vanilla']['steps_per_s']:12.2f} {r['kd']['steps_per_s']:8.2f} "
-            f"{100 * r['kd_overhead_median']:+14.1f}% {100 * r['kd_overhead_min']:+11.1f}% "
-            f"{100 * r['vanilla']['data_wait_share']:7.1f}/{100 * r['kd']['data_wait_share']:4.1f} %"
-        )
-    meta = {
-        "host": platform.node(), "cpus": os.cpu_count(), "tensorflow": tf.__version__, "steps": args.steps,
-        "repeats": args.repeats, "batch_size": args.batch_size,
-        "load_average": os.getloadavg(), "note": "shared 2-core CPU; first step (tracing) excluded",
-    }
+    print(_table(rows))
+    meta = {"host": platform.node(), "cpus": os.cpu_count(), "tensorflow": tf.__version__,
+            "repeats": args.repeats, "loop_steps": args.loop_steps, "peak_gmacs": args.peak_gmacs,
+            "load_average": os.getloadavg(),
+            "paths": {p.name: p.__dict__ for p in paths},
+            "note": "medians of interleaved rounds; first calls (tracing) excluded; shared 2-core CPU"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}")
+    out.with_suffix(".md").write_text(_table(rows) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.md')}")
     return 0
+
+
+def _line(r: dict) -> str:
+    loop = f"  loop {r['loop_step_ms']:7.1f} ms (x{r['loop_speedup']:.2f})" if "loop_step_ms" in r else ""
+    return (f"{r['model']:10s} {r['seconds']:3g}s B={r['batch_size']:<3d} {r['path']:10s} step {r['step_ms']:7.1f} ms "
+            f"(front {r['front_end_per_step_ms']:5.1f} fwd {r['forward_ms']:6.1f} bwd {r['backward_ms']:6.1f} "
+            f"opt {r['optimizer_ms']:5.1f})  {r['clips_per_s']:6.1f} clips/s  x{r['speedup']:.2f}  "
+            f"{100 * r['peak_share']:4.1f}% of peak{loop}")
+
+
+def _table(rows: list[dict]) -> str:
+    head = ("| student | clip | B | path | front end ms | forward ms | backward ms | optimizer ms | step ms | clips/s "
+            "| speed-up | % of peak | loop step ms | loop speed-up | data wait |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        loop = (f"{r['loop_step_ms']:.1f} | x{r['loop_speedup']:.2f} | {100 * r['data_wait_share']:.1f} %"
+                if "loop_step_ms" in r else "- | - | -")
+        lines.append(
+            f"| {r['model']} | {r['seconds']:g} s | {r['batch_size']} | {r['path']} | {r['front_end_per_step_ms']:.1f} "
+            f"| {r['forward_ms']:.1f} | {r['backward_ms']:.1f} | {r['optimizer_ms']:.1f} | {r['step_ms']:.1f} "
+            f"| {r['clips_per_s']:.1f} | x{r['speedup']:.2f} | {100 * r['peak_share']:.1f} | {loop} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -117,12 +117,15 @@ class Predictions:
 
 
 def _predict(dataset, logits_of, *, with_attention: bool, progress: str | None) -> Predictions:
-    """Run `logits_of(audio) -> logits | (logits, attention)` over a batched dataset and gather everything."""
+    """Run `logits_of(input) -> logits | (logits, attention)` over a batched dataset and gather everything.
+
+    The input is the batch's `features` (a feature-cache dataset, `kws_kd.feature_cache`) or its `audio`.
+    """
     from tqdm import tqdm
 
     outs: dict[str, list] = {"logits": [], "targets": [], "ids": [], "spans": [], "att": []}
     for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=not progress):
-        out = logits_of(batch["audio"])
+        out = logits_of(batch["features"] if "features" in batch else batch["audio"])
         if with_attention:
             out, att = out
             outs["att"].append(np.asarray(att))

@@ -8,7 +8,11 @@ written to convert to TFLite *builtin* ops only:
   two matmuls (`kws_kd.matmul_dft`: XNNPACK runs it ~2.5x faster than
   LiteRT's RFFT2D kernel). Only the dynamic-range file (`quantization_safe`)
   uses `tf.signal.stft` -> RFFT2D + COMPLEX_ABS, since dynamic-range
-  quantization would int8-ise the DFT matrices;
+  quantization would int8-ise the DFT matrices. Training and evaluation graphs
+  (`fft="stft"`, every build but the export one) use `tf.signal.stft` too:
+  TensorFlow's own FFT kernel needs far fewer operations than the matmul DFT
+  on the host CPU (`benchmarks/train_throughput.py`), and the two forms agree
+  within 1e-4 (tests/test_features.py);
 - mel filterbank: a matmul (one FULLY_CONNECTED / BATCH_MATMUL in TFLite).
   Only for dynamic-range files (`quantization_safe=True`, set by
   `dynamic_range_safe`) is it a broadcast multiply + reduce_sum instead:
@@ -110,17 +114,30 @@ def dct_matrix(num_mel: int, num_coeffs: int) -> np.ndarray:
     return (np.cos(np.pi * k * (2 * n + 1) / (2.0 * num_mel)) * math.sqrt(2.0 / num_mel)).astype(np.float32)
 
 
+#: How the magnitude spectrum is computed: "matmul" (the two-matmul DFT every
+#: exported file uses) or "stft" (`tf.signal.stft`, for training and evaluation).
+FFT_FORMS = ("matmul", "stft")
+
+
 @keras.saving.register_keras_serializable(package="kws_kd")
 class MfccFrontEnd(keras.layers.Layer):
-    """Raw audio [B, samples] -> MFCC [B, frames, num_coeffs]; no trainable weights."""
+    """Raw audio [B, samples] -> MFCC [B, frames, num_coeffs]; no trainable weights.
 
-    def __init__(self, config: FrontEndConfig | dict | None = None, quantization_safe: bool = False, **kwargs):
+    `fft` picks the spectrum's form (`FFT_FORMS`); `quantization_safe` (the
+    dynamic-range export) forces RFFT2D and multiply + sum projections.
+    """
+
+    def __init__(self, config: FrontEndConfig | dict | None = None, quantization_safe: bool = False,
+                 fft: str = "matmul", **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = FrontEndConfig(**config)
         self.config = config or FrontEndConfig()
         if self.config.num_coeffs > self.config.mel_bins:
             raise KwsKdError(f"front end: num_coeffs {self.config.num_coeffs} > mel_bins {self.config.mel_bins}")
+        if fft not in FFT_FORMS:
+            raise KwsKdError(f"front end: fft must be one of {', '.join(FFT_FORMS)}, got {fft!r}")
+        self.fft = fft
         self.quantization_safe = bool(quantization_safe)
         mel = mel_matrix(self.config)
         used = np.nonzero(mel.sum(axis=1) > 0)[0]
@@ -135,7 +152,7 @@ class MfccFrontEnd(keras.layers.Layer):
         import tensorflow as tf
 
         cfg = self.config
-        if self.quantization_safe:
+        if self.quantization_safe or self.fft == "stft":
             mag = self.rfft2d_magnitude(audio)
         else:
             frames = tf.signal.frame(audio, cfg.frame_length, cfg.frame_step, pad_end=False)
@@ -166,7 +183,8 @@ class MfccFrontEnd(keras.layers.Layer):
         return (input_shape[0], frames, self.config.num_coeffs)
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "quantization_safe": self.quantization_safe}
+        return {**super().get_config(), "config": self.config.to_dict(), "quantization_safe": self.quantization_safe,
+                "fft": self.fft}
 
 
 @contextlib.contextmanager

@@ -82,6 +82,10 @@ class RunConfig:
     learning_rates: list[float] = field(default_factory=lambda: [0.001, 0.0005, 0.0001, 0.00002])
     spec_augment: bool = True
     distribute: str = "none"
+    init_from: str | None = None  # the weights file the run started from (None: random init)
+    precision: str = "float32"  # training graph: float32 or mixed_bfloat16
+    fast_graph: bool = True  # training graph forms of kws_kd.students.base.BuildOptions
+    feature_cache: str = "auto"  # kws_kd.feature_cache.FEATURE_CACHE_MODES
     format: str = RUN_FORMAT
     version: int = RUN_VERSION
 

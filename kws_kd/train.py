@@ -38,6 +38,8 @@ import numpy as np
 
 from kws_kd.distill import FIRST_FRAME_MODES, INTERPOLATIONS, DistillLoss, teacher_attention_targets, teacher_logit_targets
 from kws_kd.errors import KwsKdError
+from kws_kd.feature_cache import FEATURE_CACHE_MODES
+from kws_kd.graph_options import PRECISIONS
 from kws_kd.run import (
     BEST_WEIGHTS,
     CHECKPOINT_DIR,
@@ -89,6 +91,10 @@ class TrainOptions:
     spec_augment: bool = True
     student_config: dict = field(default_factory=dict)
     distribute: str = "none"
+    init_from: str | None = None
+    precision: str = "float32"
+    fast_graph: bool = True
+    feature_cache: str = "auto"
 
 
 @dataclass
@@ -101,6 +107,7 @@ class Prepared:
     train_ids: list[str]
     teacher_attention: np.ndarray | None  # [N_train, n']
     teacher_logits: np.ndarray | None  # [N_train, C]
+    init_weights: Path | None = None
 
 
 # ---------------------------------------------------------------- checks and config
@@ -131,6 +138,10 @@ def _check_options(opts: TrainOptions) -> DistillLoss:
         raise KwsKdError(f"--learning-rates must be positive numbers, got {opts.learning_rates}")
     if opts.clip_seconds is not None and not opts.clip_seconds > 0:
         raise KwsKdError(f"--clip-seconds must be > 0, got {opts.clip_seconds}")
+    if opts.precision not in PRECISIONS:
+        raise KwsKdError(f"--precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    if opts.feature_cache not in FEATURE_CACHE_MODES:
+        raise KwsKdError(f"--feature-cache must be one of {', '.join(FEATURE_CACHE_MODES)}, got {opts.feature_cache!r}")
     return loss
 
 
@@ -182,6 +193,13 @@ def prepare(opts: TrainOptions) -> Prepared:
             # the teacher's logits follow its own label order: put them in the dataset's
             t_logits = t_logits[:, [store.labels.index(lab) for lab in manifest.label_names]]
 
+    init_weights = None
+    if opts.init_from:
+        from kws_kd.init_from import resolve_init
+
+        init_weights = resolve_init(opts.init_from, opts.model, list(manifest.label_names),
+                                    student_config_dict(student_cfg))
+
     config = RunConfig(
         model=opts.model,
         labels=list(manifest.label_names),
@@ -207,8 +225,12 @@ def prepare(opts: TrainOptions) -> Prepared:
         learning_rates=list(opts.learning_rates or DEFAULT_LEARNING_RATES[optimizer]),
         spec_augment=bool(opts.spec_augment),
         distribute=opts.distribute,
+        init_from=str(init_weights) if init_weights else None,
+        precision=opts.precision,
+        fast_graph=bool(opts.fast_graph),
+        feature_cache=opts.feature_cache,
     )
-    return Prepared(config, manifest, loss, train_ids, t_att, t_logits)
+    return Prepared(config, manifest, loss, train_ids, t_att, t_logits, init_weights)
 
 
 def _check_out_folder(out: Path, config: RunConfig) -> bool:
@@ -246,55 +268,12 @@ def _pipeline_dataset(
     epoch: int = 0, skip_batches: int = 0,
 ):
     """One pass over `split` through the shared tf.data pipeline (`kws_kd.data.pipeline`)."""
-    try:
-        from kws_kd.data.pipeline import make_dataset
-    except ImportError:
-        ds = _fallback_dataset(
-            manifest, split, batch_size, clip_samples, shuffle=shuffle, seed=seed * 1000 + epoch, drop_remainder=drop_remainder
-        )
-        return ds.skip(skip_batches) if skip_batches else ds
+    from kws_kd.data.pipeline import make_dataset
+
     return make_dataset(
         manifest, split, batch_size, clip_samples=clip_samples, shuffle=shuffle, seed=seed, epoch=epoch,
         skip_batches=skip_batches, drop_remainder=drop_remainder,
     )
-
-
-def _fallback_dataset(manifest, split, batch_size, clip_samples, *, shuffle, seed, drop_remainder):
-    """Minimal loader with the pipeline's batch contract, used only while `kws_kd.data.pipeline` is absent."""
-    import tensorflow as tf
-
-    from kws_kd.audio import pad_or_crop, read_audio
-
-    clips = manifest.split(split)
-    index = manifest.label_index()
-    paths = [c.path for c in clips]
-    if manifest.multi_label:
-        labels = np.zeros((len(clips), manifest.num_labels), np.float32)
-        for i, c in enumerate(clips):
-            labels[i, [index[x] for x in c.labels]] = 1
-    else:
-        labels = np.array([index[c.label] for c in clips], np.int32)
-    spans = np.array([[c.keyword_start, c.keyword_end] if c.keyword_start is not None else [-1, -1] for c in clips], np.float32)
-    order = np.arange(len(clips))
-    if shuffle:
-        order = np.random.default_rng(seed).permutation(len(clips))
-
-    def load(i):
-        return pad_or_crop(read_audio(paths[int(i)]), clip_samples).astype(np.float32)
-
-    ds = tf.data.Dataset.from_tensor_slices(order)
-
-    def element(i):
-        audio = tf.numpy_function(load, [i], tf.float32)
-        audio.set_shape([clip_samples])
-        return {
-            "audio": audio,
-            "label": tf.gather(labels, i),
-            "clip_id": tf.gather(tf.constant([c.clip_id for c in clips] or [""]), i),
-            "keyword_span": tf.gather(spans, i),
-        }
-
-    return ds.map(element, num_parallel_calls=2, deterministic=True).batch(batch_size, drop_remainder=drop_remainder).prefetch(2)
 
 
 def eval_dataset(manifest, split: str, batch_size: int, clip_samples: int, *, max_clips: int | None = None):
@@ -305,40 +284,50 @@ def eval_dataset(manifest, split: str, batch_size: int, clip_samples: int, *, ma
     return _pipeline_dataset(sub, split, batch_size, clip_samples, shuffle=False, seed=0, drop_remainder=False)
 
 
-def _epoch_dataset(prep: Prepared, epoch: int, skip: int = 0):
+def _epoch_dataset(prep: Prepared, epoch: int, skip: int = 0, cache=None):
     """Training batches of epoch `epoch` (the pipeline's permutation for (seed, epoch)), first `skip` left out.
 
-    Batches are dicts of audio, label and, when distilling, `teacher_attention`
-    and `teacher_logits` gathered in-graph from the [N, n'] / [N, C] arrays by
-    clip id. Batch k of the run is the same whether or not the run was resumed.
+    Batches are dicts of the model input (`audio`, or `features` from a
+    `FeatureCache` of the train split), label and, when distilling,
+    `teacher_attention` and `teacher_logits`: rows of the [N, n'] / [N, C]
+    arrays, which follow the train split's order like the cache does. Batch k
+    of the run is the same whether or not the run was resumed, and whether or
+    not features are cached.
     """
     import tensorflow as tf
 
     cfg = prep.config
     per_epoch = len(prep.train_ids) // cfg.batch_size
-    t_att = None if prep.teacher_attention is None else tf.constant(prep.teacher_attention)
-    t_log = None if prep.teacher_logits is None else tf.constant(prep.teacher_logits)
+    targets = {k: v for k, v in (("teacher_attention", prep.teacher_attention),
+                                 ("teacher_logits", prep.teacher_logits)) if v is not None}
+    if cache is not None:
+        from kws_kd.data.pipeline import epoch_order
+        from kws_kd.feature_cache import cached_dataset
+
+        order = epoch_order(len(cache), cfg.seed, epoch)
+        ds = cached_dataset(cache, cfg.batch_size, order=order, skip_batches=skip, drop_remainder=True, extra=targets)
+        keep = ("features", "label", *targets)
+        return ds.take(per_epoch - skip).map(lambda batch: {k: batch[k] for k in keep})
+
+    consts = {k: tf.constant(v) for k, v in targets.items()}
     table = None
-    if t_att is not None or t_log is not None:
+    if consts:
         table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(prep.train_ids), tf.range(len(prep.train_ids), dtype=tf.int32)), -1
         )
 
-    def targets(batch):
+    def join(batch):
         out = {"audio": batch["audio"], "label": batch["label"]}
         if table is not None:
             row = table.lookup(batch["clip_id"])
-            if t_att is not None:
-                out["teacher_attention"] = tf.gather(t_att, row)
-            if t_log is not None:
-                out["teacher_logits"] = tf.gather(t_log, row)
+            out.update({k: tf.gather(v, row) for k, v in consts.items()})
         return out
 
     ds = _pipeline_dataset(
         prep.manifest, "train", cfg.batch_size, cfg.clip_samples, shuffle=True, seed=cfg.seed, epoch=epoch,
         skip_batches=skip, drop_remainder=True,
     )
-    return ds.take(per_epoch - skip).map(targets)
+    return ds.take(per_epoch - skip).map(join)
 
 
 # ---------------------------------------------------------------- optimizer, strategy
@@ -401,10 +390,6 @@ class TrainStats:
     first_step_seconds: float = 0.0
 
 
-class _Interrupted(Exception):
-    pass
-
-
 def train(
     opts: TrainOptions,
     *,
@@ -435,8 +420,10 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     strategy = make_strategy(cfg.distribute)
     out = _worker_folder(strategy, out, cfg)
     schedule = learning_rate_schedule(cfg)
+    caching = _use_feature_cache(prep)
     with strategy.scope():
-        model = build_student(cfg.model, len(cfg.labels), cfg.clip_samples, cfg.student_config, attention=True)
+        model = build_student(cfg.model, len(cfg.labels), cfg.clip_samples, cfg.student_config, attention=True,
+                              fast_graph=cfg.fast_graph, precision=cfg.precision, features_input=caching)
         plain = strip_model(model)
         step_model = model if loss.uses_attention else plain
         train_vars = step_model.trainable_variables
@@ -454,6 +441,12 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     if manager.latest_checkpoint:
         ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         history = [r for r in load_run(out).history() if r["step"] <= int(step_var.numpy())]
+    elif prep.init_weights is not None:
+        from kws_kd.init_from import load_init
+
+        load_init(model, prep.init_weights)
+        if progress:
+            print(f"{out}: initialised from {prep.init_weights}")
     start_step = int(step_var.numpy())
     stats = TrainStats(run=load_run(out), start_step=start_step, end_step=start_step)
     if start_step >= cfg.steps and (out / TEST_METRICS).is_file():
@@ -464,13 +457,15 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     global_batch = cfg.batch_size
     distill = loss.uses_attention
     use_logits = loss.uses_teacher_logits
+    input_key = "features" if caching else "audio"
+    caches = _FeatureCaches(prep, model, progress) if caching else None
 
     def replica_step(batch):
         with tf.GradientTape() as tape:
             if distill:
-                logits, att = step_model(batch["audio"], training=True)
+                logits, att = step_model(batch[input_key], training=True)
             else:
-                logits, att = step_model(batch["audio"], training=True), None
+                logits, att = step_model(batch[input_key], training=True), None
             terms = loss(
                 logits,
                 batch["label"],
@@ -488,7 +483,7 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
         per_replica = strategy.run(replica_step, args=(batch,))
         return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in per_replica.items()}
 
-    val_ds = eval_dataset(prep.manifest, "validation", 100, cfg.clip_samples)
+    val_ds = caches.dataset("validation") if caches else eval_dataset(prep.manifest, "validation", 100, cfg.clip_samples)
 
     def validate() -> tuple[float, float]:
         pred = predict_keras(plain, val_ds)
@@ -511,7 +506,7 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
         saved_step = step
 
     restore_sigterm = _sigterm_as_interrupt()
-    batches = _distributed_batches(strategy, prep, start_step)
+    batches = _distributed_batches(strategy, prep, start_step, caches.get("train") if caches else None)
     saved_step = start_step if manager.latest_checkpoint else -1
     step = start_step
     t_begin = time.perf_counter()
@@ -571,7 +566,7 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
                     print(f"\nstep {step}: val {cfg.metric_name} {val_metric:.4f} (best {best:.4f}), val loss {val_loss:.4f}")
             if on_step is not None:
                 on_step(step)
-    except (KeyboardInterrupt, _Interrupted):
+    except KeyboardInterrupt:
         if step > start_step and step != saved_step:
             save_checkpoint(step)
             print(f"\n{out}: interrupted at step {step}; checkpoint saved, rerun the same command to resume")
@@ -583,7 +578,7 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
 
     if evaluate_test and prep.manifest.split("test"):
         model.load_weights(str(out / BEST_WEIGHTS))
-        test_ds = eval_dataset(prep.manifest, "test", 100, cfg.clip_samples)
+        test_ds = caches.dataset("test") if caches else eval_dataset(prep.manifest, "test", 100, cfg.clip_samples)
         pred = predict_keras(model, test_ds, with_attention=True, progress="test" if progress else None)
         report = classification_report(pred.logits, pred.targets, cfg.labels, cfg.multi_label)
         report["split"] = "test"
@@ -599,7 +594,46 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     return stats
 
 
-def _distributed_batches(strategy, prep: Prepared, start_step: int):
+def _use_feature_cache(prep: Prepared) -> bool:
+    """Whether this run trains from cached MFCCs (`kws_kd.feature_cache`): its mode against the memory needed."""
+    from kws_kd.feature_cache import use_cache
+    from kws_kd.features import num_frames
+    from kws_kd.students.registry import make_config
+
+    cfg = prep.config
+    front = make_config(cfg.model, cfg.student_config).front_end
+    clips = sum(len(prep.manifest.split(s)) for s in ("train", "validation", "test"))
+    return use_cache(cfg.feature_cache, clips, num_frames(cfg.clip_samples, front), front.num_coeffs)
+
+
+class _FeatureCaches:
+    """Per-split feature caches of one run, built on first use with the student's own front end."""
+
+    def __init__(self, prep: Prepared, model, progress: bool):
+        from kws_kd.students.base import student_info
+
+        self.prep, self.progress = prep, progress
+        self.front_end = student_info(model).layers["mfcc"]
+        self.caches: dict = {}
+
+    def get(self, split: str):
+        from kws_kd.feature_cache import build_cache
+
+        if split not in self.caches:
+            cfg = self.prep.config
+            audio = eval_dataset(self.prep.manifest, split, 100, cfg.clip_samples)
+            self.caches[split] = build_cache(audio, self.front_end, progress=f"MFCC {split}" if self.progress else None)
+            if split == "train" and list(self.caches[split].clip_ids.astype(str)) != self.prep.train_ids:
+                raise KwsKdError(f"{cfg.data}: train clips came back in another order than the manifest's")
+        return self.caches[split]
+
+    def dataset(self, split: str, batch_size: int = 100):
+        from kws_kd.feature_cache import cached_dataset
+
+        return cached_dataset(self.get(split), batch_size)
+
+
+def _distributed_batches(strategy, prep: Prepared, start_step: int, cache=None):
     """Per-epoch datasets of `train_batches`, each distributed over the strategy's replicas."""
     import tensorflow as tf
 
@@ -607,7 +641,7 @@ def _distributed_batches(strategy, prep: Prepared, start_step: int):
     per_epoch = len(prep.train_ids) // cfg.batch_size
     epoch, skip = divmod(start_step, per_epoch)
     while True:
-        ds = _epoch_dataset(prep, epoch, skip)
+        ds = _epoch_dataset(prep, epoch, skip, cache)
         yield from strategy.experimental_distribute_dataset(ds.prefetch(tf.data.AUTOTUNE))
         epoch, skip = epoch + 1, 0
 

@@ -47,6 +47,25 @@ def test_mfcc_matches_numpy_reference(quantization_safe, num_coeffs):
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * scale)
 
 
+@pytest.mark.parametrize("seconds", [1.0, 8.0])
+@pytest.mark.parametrize("num_coeffs", [20, 40])
+def test_stft_and_matmul_front_ends_agree(seconds, num_coeffs):
+    """Training graphs use `tf.signal.stft`, exported files the matmul DFT: the MFCCs must agree (1e-4)."""
+    cfg = FrontEndConfig(num_coeffs=num_coeffs)
+    audio = _audio(2, int(seconds * 16000), seed=3)
+    matmul = MfccFrontEnd(cfg, fft="matmul")(audio).numpy()
+    stft = MfccFrontEnd(cfg, fft="stft")(audio).numpy()
+    assert matmul.shape == stft.shape == (2, num_frames(audio.shape[1]), num_coeffs)
+    np.testing.assert_allclose(stft, matmul, rtol=1e-4, atol=1e-4)
+    # and both are the recipe, not merely each other
+    np.testing.assert_allclose(stft, reference_mfcc(audio, cfg), rtol=1e-4, atol=1e-4 * np.abs(matmul).max())
+
+
+def test_unknown_fft_form_is_refused():
+    with pytest.raises(KwsKdError, match="fft must be one of matmul, stft"):
+        MfccFrontEnd(FrontEndConfig(), fft="fftw")
+
+
 def test_mfcc_silence_hits_the_log_floor():
     cfg = FrontEndConfig()
     got = MfccFrontEnd(cfg)(np.zeros((1, 8000), np.float32)).numpy()

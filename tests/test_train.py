@@ -221,3 +221,12 @@ def test_cli_bad_lambda_exits_2(data, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "kd-lambda must be in [0, 1]" in err and len(err.strip().splitlines()) == 1
+
+
+def test_feature_cache_gives_the_same_run(data, unbroken):
+    """Cached MFCCs feed the same batches in the same order as the in-graph front end (`unbroken` caches: auto)."""
+    root, _ = data
+    assert json.loads((unbroken / "config.json").read_text())["feature_cache"] == "auto"
+    train(_opts(root, "no_cache", feature_cache="off"), progress=False)
+    _assert_same_history(_history(unbroken), _history(root / "no_cache"))
+

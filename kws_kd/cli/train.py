@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from kws_kd.cli.common import add_command
+from kws_kd.feature_cache import FEATURE_CACHE_MODES, MAX_CACHE_BYTES
+from kws_kd.graph_options import PRECISIONS
 
 
 def _floats(text: str) -> list[float]:
@@ -52,6 +54,18 @@ def register(subparsers) -> None:
     p.add_argument("--no-spec-augment", dest="spec_augment", action="store_false", help="turn SpecAugment off")
     p.add_argument("--distribute", choices=["none", "mirrored", "multi_worker"], default="none",
                    help="tf.distribute strategy (multi_worker reads TF_CONFIG)")
+    p.add_argument("--init-from", metavar="RUN_OR_WEIGHTS",
+                   help="start from another run's best weights (a run folder) or a run's .weights.h5: the same "
+                        "student, labels and architecture, any clip length (warm start / curriculum)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="float32",
+                   help="training graph precision: mixed_bfloat16 runs matmuls and convolutions in bfloat16 "
+                        "(AMX / AVX512-BF16 CPUs) with float32 weights, front end, attention and logits")
+    p.add_argument("--plain-graph", dest="fast_graph", action="store_false", default=argparse.SUPPRESS,
+                   help="train with the export graph's forms (matmul DFT, (k,1) convolutions, Keras RNN loop) "
+                        "instead of the faster training forms; same weights and maths")
+    p.add_argument("--feature-cache", choices=list(FEATURE_CACHE_MODES), default="auto",
+                   help="compute each clip's MFCCs once instead of at every step (auto: when they fit in "
+                        f"{MAX_CACHE_BYTES >> 30} GiB)")
     p.set_defaults(func=run)
 
 
@@ -79,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         learning_rates=args.learning_rates,
         spec_augment=args.spec_augment,
         distribute=args.distribute,
+        init_from=args.init_from,
+        precision=args.precision,
+        fast_graph=getattr(args, "fast_graph", True),  # --plain-graph sets it; its default is hidden from --help
+        feature_cache=args.feature_cache,
     )
     train(opts)
     return 0

@@ -51,18 +51,18 @@ def make_layers(config: AttRnnConfig, options: BuildOptions) -> dict:
         )
         layers[f"bn{i}"] = keras.layers.BatchNormalization(name=f"bn{i}")
     for i in range(config.rnn_layers):
-        layers[f"gru{i}_fw_cell"] = GRUCell(config.rnn_units, name=f"gru{i}_fw_cell")
-        layers[f"gru{i}_bw_cell"] = GRUCell(config.rnn_units, name=f"gru{i}_bw_cell")
-    layers["attention"] = DotAttentionPooling(config.heads, config.attention_head, name="attention")
+        layers[f"gru{i}_fw_cell"] = GRUCell(config.rnn_units, name=f"gru{i}_fw_cell", dtype="float32")
+        layers[f"gru{i}_bw_cell"] = GRUCell(config.rnn_units, name=f"gru{i}_bw_cell", dtype="float32")
+    layers["attention"] = DotAttentionPooling(config.heads, config.attention_head, name="attention", dtype="float32")
     layers["dropout"] = keras.layers.Dropout(config.dropout, name="dropout")
     layers["dense1"] = keras.layers.Dense(config.units1, activation="relu", name="dense1")
     layers["dense2"] = keras.layers.Dense(config.units2, name="dense2")
-    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits")
+    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits", dtype="float32")
     return layers
 
 
 def forward(layers: dict, config: AttRnnConfig, audio, options: BuildOptions, attention: bool):
-    x = ops.expand_dims(features(layers, audio), -1)
+    x = ops.expand_dims(features(layers, audio, options), -1)
     for i in range(len(config.cnn_filters)):
         x = layers[f"bn{i}"](layers[f"conv{i}"](x))
     x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))

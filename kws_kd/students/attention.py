@@ -46,7 +46,7 @@ class AttentionBranch(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = int(input_shape[-1]) * (int(input_shape[2]) if len(input_shape) == 4 else 1)
-        self.query = keras.layers.Dense(dim, name="query")
+        self.query = keras.layers.Dense(dim, name="query", dtype=self.dtype_policy)
         self.query.build((input_shape[0], dim))
         self.built = True
 
@@ -73,7 +73,7 @@ class DotAttentionPooling(keras.layers.Layer):
 
     def build(self, input_shape):
         dim = int(input_shape[-1])
-        self.queries = [keras.layers.Dense(dim, name=f"query_{h}") for h in range(self.heads)]
+        self.queries = [keras.layers.Dense(dim, name=f"query_{h}", dtype=self.dtype_policy) for h in range(self.heads)]
         for layer in self.queries:
             layer.build((input_shape[0], dim))
         self.built = True

@@ -10,24 +10,53 @@ trained variables and is, by construction, the vanilla student's graph.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import keras
 
 from kws_kd.errors import KwsKdError
+from kws_kd.graph_options import PRECISIONS
 from kws_kd.features import FrontEndConfig, MfccFrontEnd, SpecAugment, num_frames
 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    """Everything about a build that is not the student's hyper-parameters."""
+    """Everything about a build that is not the student's hyper-parameters.
+
+    `fast_graph` and `precision` choose the *training* graph's form; they never
+    change the weights or the maths, only how the host CPU computes them
+    (`benchmarks/train_throughput.py` measures each): `tf.signal.stft` instead of
+    the export's matmul DFT, convolutions laid out with time on the width axis,
+    recurrences with hoisted input projections and a hand-written backward pass.
+    An export build (`for_export`) always uses the plain float32 forms that
+    convert to TFLite builtins. `features_input` builds the student without its
+    front end: the model eats MFCCs [B, frames, coeffs] (training from a feature
+    cache, `kws_kd.feature_cache`).
+    """
 
     num_labels: int
     clip_samples: int
     batch_size: int | None = None
     for_export: bool = False
+    fast_graph: bool = True
+    precision: str = "float32"
+    features_input: bool = False
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise KwsKdError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.for_export:  # exported graphs keep the forms TFLite converts with builtin ops
+            object.__setattr__(self, "fast_graph", False)
+            object.__setattr__(self, "precision", "float32")
+            object.__setattr__(self, "features_input", False)
+
+    @property
+    def compute_dtype_policy(self) -> str:
+        """Keras dtype policy of the layers that may run in reduced precision."""
+        return self.precision
 
 
 @dataclass(frozen=True)
@@ -65,26 +94,57 @@ def student_info(model: keras.Model) -> StudentInfo:
 
 
 def front_end_layers(front_end: FrontEndConfig, spec_augment: bool, options: BuildOptions) -> dict:
-    """The MFCC layer and, if enabled, SpecAugment (dynamic-range export: `features.dynamic_range_safe`)."""
-    layers = {"mfcc": MfccFrontEnd(front_end, name="mfcc")}
+    """The MFCC layer and, if enabled, SpecAugment (dynamic-range export: `features.dynamic_range_safe`).
+
+    Both stay float32 whatever the training precision: log-mel energies span
+    ~40 dB, more than bfloat16's 8-bit mantissa keeps.
+    """
+    fft = "stft" if options.fast_graph else "matmul"
+    layers = {"mfcc": MfccFrontEnd(front_end, fft=fft, name="mfcc", dtype="float32")}
     if spec_augment:
-        layers["spec_augment"] = SpecAugment(name="spec_augment")
+        layers["spec_augment"] = SpecAugment(name="spec_augment", dtype="float32")
     return layers
 
 
-def features(layers: dict, audio):
-    x = layers["mfcc"](audio)
+def features(layers: dict, x, options: BuildOptions):
+    """MFCCs of the model input (or the input itself when the build eats features), then SpecAugment."""
+    if not options.features_input:
+        x = layers["mfcc"](x)
     if "spec_augment" in layers:
         x = layers["spec_augment"](x)
     return x
 
 
+@contextlib.contextmanager
+def layer_precision(options: BuildOptions) -> Iterator[None]:
+    """Create layers under the build's dtype policy (restored afterwards).
+
+    Students create their layers inside this block; layers that must stay
+    float32 (front end, attention, logits, recurrent cells) say so with
+    `dtype="float32"`.
+    """
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(options.compute_dtype_policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
+def model_input_shape(spec: "StudentSpec", config: Any, options: BuildOptions) -> tuple[int, ...]:
+    """[samples] for an audio-input build, [frames, coeffs] for a features-input one."""
+    if options.features_input:
+        return (frames_for(config, options.clip_samples), int(config.front_end.num_coeffs))
+    return (options.clip_samples,)
+
+
 def assemble(spec: StudentSpec, config: Any, layers: dict, options: BuildOptions, attention: bool) -> keras.Model:
     """Wire `layers` into a functional model: outputs [logits, attention] or logits."""
-    audio = keras.Input((options.clip_samples,), batch_size=options.batch_size, name="audio")
-    logits, weights = spec.forward(layers, config, audio, options, attention=attention)
+    name = "features" if options.features_input else "audio"
+    inputs = keras.Input(model_input_shape(spec, config, options), batch_size=options.batch_size, name=name)
+    logits, weights = spec.forward(layers, config, inputs, options, attention=attention)
     outputs = [logits, weights] if attention else logits
-    model = keras.Model(audio, outputs, name=spec.name)
+    model = keras.Model(inputs, outputs, name=spec.name)
     object.__setattr__(model, INFO_ATTR, StudentInfo(spec, config, layers, options, attention))
     return model
 

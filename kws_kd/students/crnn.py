@@ -35,17 +35,17 @@ def make_layers(config: CrnnConfig, options: BuildOptions) -> dict:
     layers = front_end_layers(config.front_end, config.spec_augment, options)
     for i, (filters, kernel) in enumerate(zip(config.cnn_filters, config.cnn_kernels)):
         layers[f"conv{i}"] = keras.layers.Conv2D(filters, tuple(kernel), activation="relu", name=f"conv{i}")
-    layers["cell"] = GRUCell(config.gru_units, name="gru_cell")
+    layers["cell"] = GRUCell(config.gru_units, name="gru_cell", dtype="float32")
     layers["dropout"] = keras.layers.Dropout(config.dropout, name="dropout")
     layers["dense1"] = keras.layers.Dense(config.units1, name="dense1")
     layers["dense2"] = keras.layers.Dense(config.units2, activation="relu", name="dense2")
-    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits")
-    layers["branch"] = AttentionBranch()
+    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits", dtype="float32")
+    layers["branch"] = AttentionBranch(dtype="float32")
     return layers
 
 
 def forward(layers: dict, config: CrnnConfig, audio, options: BuildOptions, attention: bool):
-    x = ops.expand_dims(features(layers, audio), -1)
+    x = ops.expand_dims(features(layers, audio, options), -1)
     for i in range(len(config.cnn_filters)):
         x = layers[f"conv{i}"](x)
     x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))

@@ -28,15 +28,15 @@ class LstmPConfig:
 
 def make_layers(config: LstmPConfig, options: BuildOptions) -> dict:
     layers = front_end_layers(config.front_end, config.spec_augment, options)
-    layers["cell"] = PeepholeLSTMCell(config.units, config.projection, name="lstmp_cell")
+    layers["cell"] = PeepholeLSTMCell(config.units, config.projection, name="lstmp_cell", dtype="float32")
     layers["dropout"] = keras.layers.Dropout(config.dropout, name="dropout")
-    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits")
-    layers["branch"] = AttentionBranch()
+    layers["logits"] = keras.layers.Dense(options.num_labels, name="logits", dtype="float32")
+    layers["branch"] = AttentionBranch(dtype="float32")
     return layers
 
 
 def forward(layers: dict, config: LstmPConfig, audio, options: BuildOptions, attention: bool):
-    x = features(layers, audio)
+    x = features(layers, audio, options)
     # return_sequences only when the branch needs c'; the inference graph keeps
     # the plain last-output RNN. Both RNN wrappers share the one cell (weights).
     rnn = keras.layers.RNN(layers["cell"], return_sequences=attention, unroll=options.for_export, name="lstm")

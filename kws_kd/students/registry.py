@@ -13,7 +13,7 @@ import keras
 from kws_kd.errors import KwsKdError
 from kws_kd.students import att_rnn, crnn, lstm_p, mhatt_rnn, tc_resnet
 from kws_kd.students.attention import strip
-from kws_kd.students.base import BuildOptions, StudentSpec, assemble, config_from_dict, config_to_dict
+from kws_kd.students.base import BuildOptions, StudentSpec, assemble, config_from_dict, config_to_dict, layer_precision
 
 _SPECS = (lstm_p.SPEC, tc_resnet.SPEC, crnn.SPEC, att_rnn.SPEC, mhatt_rnn.SPEC)
 
@@ -46,6 +46,9 @@ def build_student(
     attention: bool = True,
     batch_size: int | None = None,
     for_export: bool = False,
+    fast_graph: bool = True,
+    precision: str = "float32",
+    features_input: bool = False,
 ) -> keras.Model:
     """Build a student that eats raw 16 kHz audio [B, clip_samples].
 
@@ -55,6 +58,8 @@ def build_student(
     unrolls every recurrence (no WHILE op in TFLite) and uses the
     quantization-safe front end; the weights are the same as in a training
     build of any clip length, so `set_weights(other.get_weights())` works.
+    `fast_graph`, `precision` and `features_input` choose the training graph's
+    form (`BuildOptions`); an export build ignores them.
     """
     spec = get_spec(name)
     if config is None:
@@ -68,8 +73,11 @@ def build_student(
     spec.attention_length(config, clip_samples)  # raises a clear error for too-short clips
     if for_export and batch_size is None:
         batch_size = 1
-    options = BuildOptions(int(num_labels), int(clip_samples), batch_size, bool(for_export))
-    return assemble(spec, config, spec.make_layers(config, options), options, attention=attention)
+    options = BuildOptions(int(num_labels), int(clip_samples), batch_size, bool(for_export), bool(fast_graph),
+                           precision, bool(features_input))
+    with layer_precision(options):
+        layers = spec.make_layers(config, options)
+    return assemble(spec, config, layers, options, attention=attention)
 
 
 def attention_length(name: str, clip_samples: int, config: Any = None) -> int:
