@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,12 @@ class ExperimentOptions:
     # None: `training_recipe` picks the paper's recipe for full-scale runs, a short-run one below.
     learning_rates: tuple[float, ...] | None = None
     teacher_first_frame: str = "neighbour"  # see kws_kd.distill.fix_first_frame
+    # > 0: every student first trains this many steps on the clean 1 s keywords (one cached
+    # run per student and seed), and both its vanilla and its distilled run start from it.
+    pretrain_steps: int = 0
+    pretrain_batch_size: int = 64
+    precision: str = "float32"  # training graph precision (kws_kd.graph_options.PRECISIONS)
+    student_config: dict = field(default_factory=dict)  # overrides on top of the recipe's (ablations)
     seed: int = 0
     teacher: str | None = None  # default: the shipped reference teacher
     train_teacher: bool = False
@@ -83,6 +89,7 @@ def training_recipe(opts: ExperimentOptions, model: str) -> dict:
     else:
         lrs, optimizer = None, None  # kws_kd.train's per-student defaults
     config = dict(SHORT_RUN_STUDENT_CONFIG.get(model, {})) if short else {}
+    config.update(opts.student_config)
     return {"optimizer": optimizer, "learning_rates": lrs, "student_config": config}
 
 
@@ -308,6 +315,58 @@ def teacher_latency(teacher: Path, seconds: float, runs: int) -> dict:
 # --------------------------------------------------------------------- students
 
 
+def clean_data(opts: ExperimentOptions, runner: StageRunner) -> DataRef:
+    """The clean 1 s keyword dataset the noisy one is built from (same clips, same splits), as a folder.
+
+    Only a manifest is written (its paths point at the source audio), so a
+    subset (`max_clips_per_label`) pre-trains on exactly the clips the noisy
+    data was made from.
+    """
+    from kws_kd.data.manifest import write_manifest
+
+    manifest, desc = source_manifest(opts, runner)
+
+    def build(folder: Path) -> dict:
+        write_manifest(manifest, folder / "clean")
+        return {"clips": {s: len(manifest.split(s)) for s in ("train", "validation", "test")}, "source": desc["source"]}
+
+    stage = runner.run("clean-1s", {"data": desc, "clips": manifest.content_hash()}, build)
+    return DataRef(stage.path / "clean", stage.key, stage, stage.summary)
+
+
+def pretrain_run(opts: ExperimentOptions, runner: StageRunner, model: str, *, seed: int | None = None) -> StageResult | None:
+    """The shared warm start of one student: `opts.pretrain_steps` vanilla steps on clean 1 s keywords.
+
+    None when `pretrain_steps` is 0 (students start from scratch). The vanilla
+    and the distilled 8 s runs of a student and seed both start from this one
+    run, so their comparison stays fair.
+    """
+    if opts.pretrain_steps <= 0:
+        return None
+    seed = opts.seed if seed is None else seed
+    clean = clean_data(opts, runner)
+    recipe = training_recipe(replace(opts, steps=opts.pretrain_steps), model)
+    params = {"model": model, "steps": opts.pretrain_steps, "batch_size": opts.pretrain_batch_size,
+              "eval_every": max(1, opts.pretrain_steps // 4), "seed": seed, "precision": opts.precision, **recipe}
+
+    def build(folder: Path) -> dict:
+        from kws_kd.run import load_run
+        from kws_kd.train import TrainOptions, train
+
+        train(TrainOptions(
+            model=model, data=str(clean.path), out=str(folder / "run"), steps=opts.pretrain_steps,
+            batch_size=opts.pretrain_batch_size, eval_every=params["eval_every"], seed=seed,
+            optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
+            student_config=recipe["student_config"], precision=opts.precision,
+        ))
+        run = load_run(folder / "run")
+        best = max((r["val_metric"] for r in run.history()), default=None)
+        return {"model": model, "seed": seed, "run": str(folder / "run"), "val_metric": best,
+                "test_metric": (run.test_metrics or {}).get(run.config.metric_name)}
+
+    return runner.run(f"pretrain-{model}-s{seed}", params, build, upstream=clean.upstream)
+
+
 def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
                 store: Path | None, store_stages: list[StageResult] | None = None, *, seed: int | None = None,
                 ship: bool = True) -> StageResult:
@@ -318,8 +377,9 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
     """
     seed = opts.seed if seed is None else seed
     recipe = training_recipe(opts, model)
+    init = pretrain_run(opts, runner, model, seed=seed)
     params = {"model": model, "kd_lambda": kd_lambda, "steps": opts.steps, "batch_size": opts.batch_size,
-              "eval_every": opts.eval_every, "seed": seed, **recipe,
+              "eval_every": opts.eval_every, "seed": seed, **recipe, "precision": opts.precision,
               "teacher_first_frame": opts.teacher_first_frame if kd_lambda > 0 else None,
               "data": data.key, "store": str(store) if kd_lambda > 0 else None, "ship": ship}
     if ship:
@@ -336,6 +396,7 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
             kd_lambda=kd_lambda, steps=opts.steps, batch_size=opts.batch_size, eval_every=opts.eval_every,
             seed=seed, optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
             student_config=recipe["student_config"], teacher_first_frame=opts.teacher_first_frame,
+            precision=opts.precision, init_from=init.summary["run"] if init else None,
         ))
         run = load_run(run_dir)
         metric = run.config.metric_name
@@ -344,13 +405,16 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
         except KwsKdError:  # no keyword spans (e.g. FSD50K)
             attention = None
         summary = {"model": model, "kd_lambda": kd_lambda, "seed": seed, "metric": metric,
-                   "float_metric": (run.test_metrics or {}).get(metric), "attention": attention, "run": str(run_dir)}
+                   "float_metric": (run.test_metrics or {}).get(metric), "attention": attention, "run": str(run_dir),
+                   "init": init.summary["run"] if init else None,
+                   "best_val_metric": max((r["val_metric"] for r in run.history()), default=None),
+                   "history": [{"step": r["step"], "val_metric": r["val_metric"]} for r in run.history()]}
         if ship:
             summary.update(_ship(opts, run_dir, model, data.path, folder, metric))
         return summary
 
-    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-int8" if ship else "")
-    upstream = data.upstream + (store_stages or [])
+    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-warm" if init else "") + ("-int8" if ship else "")
+    upstream = data.upstream + (store_stages or []) + ([init] if init else [])
     return runner.run(name, params, build, upstream=upstream)
 
 

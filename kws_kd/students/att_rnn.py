@@ -23,7 +23,7 @@ from kws_kd.errors import KwsKdError
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import DotAttentionPooling
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import GRUCell, bidirectional
+from kws_kd.students.recurrent import GRUCell, bidirectional, fused_options
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def forward(layers: dict, config: AttRnnConfig, audio, options: BuildOptions, at
     x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))
     for i in range(config.rnn_layers):
         x = bidirectional(
-            layers[f"gru{i}_fw_cell"], layers[f"gru{i}_bw_cell"], x, unroll=options.for_export, name=f"gru{i}"
+            layers[f"gru{i}_fw_cell"], layers[f"gru{i}_bw_cell"], x, unroll=options.for_export, name=f"gru{i}",
+            **fused_options(options),
         )
     context, weights = layers["attention"](x)
     x = layers["dense2"](layers["dense1"](layers["dropout"](context)))

@@ -39,22 +39,27 @@ def _query_weights(query_layer, seq):
 class AttentionBranch(keras.layers.Layer):
     """Training-only branch: context sequence [B, n', d'] (or [B, n', 1, d']) -> a_S [B, n']."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, query: bool = True, **kwargs):
         kwargs.setdefault("name", BRANCH_PREFIX)
         super().__init__(**kwargs)
+        self.use_query = bool(query)  # False: q = c'_middle itself (an ablation; the paper projects it)
         self.query = None
 
     def build(self, input_shape):
         dim = int(input_shape[-1]) * (int(input_shape[2]) if len(input_shape) == 4 else 1)
-        self.query = keras.layers.Dense(dim, name="query", dtype=self.dtype_policy)
-        self.query.build((input_shape[0], dim))
+        if self.use_query:
+            self.query = keras.layers.Dense(dim, name="query", dtype=self.dtype_policy)
+            self.query.build((input_shape[0], dim))
         self.built = True
 
     def call(self, context):
-        return _query_weights(self.query, _sequence(context))
+        return _query_weights(self.query or (lambda middle: middle), _sequence(context))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "query": self.use_query}
 
 
 @keras.saving.register_keras_serializable(package="kws_kd")

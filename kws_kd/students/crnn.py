@@ -16,7 +16,7 @@ from keras import ops
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import AttentionBranch
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import GRUCell
+from kws_kd.students.recurrent import GRUCell, recurrence
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def forward(layers: dict, config: CrnnConfig, audio, options: BuildOptions, atte
     for i in range(len(config.cnn_filters)):
         x = layers[f"conv{i}"](x)
     x = ops.reshape(x, (-1, x.shape[1], x.shape[2] * x.shape[3]))
-    rnn = keras.layers.RNN(layers["cell"], return_sequences=attention, unroll=options.for_export, name="gru")
+    rnn = recurrence(layers["cell"], options, return_sequences=attention, name="gru")
     if attention:
         seq = rnn(x)
         last = seq[:, -1, :]

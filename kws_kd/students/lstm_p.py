@@ -14,7 +14,7 @@ import keras
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import AttentionBranch
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import PeepholeLSTMCell
+from kws_kd.students.recurrent import PeepholeLSTMCell, recurrence
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def forward(layers: dict, config: LstmPConfig, audio, options: BuildOptions, att
     x = features(layers, audio, options)
     # return_sequences only when the branch needs c'; the inference graph keeps
     # the plain last-output RNN. Both RNN wrappers share the one cell (weights).
-    rnn = keras.layers.RNN(layers["cell"], return_sequences=attention, unroll=options.for_export, name="lstm")
+    rnn = recurrence(layers["cell"], options, return_sequences=attention, name="lstm")
     if attention:
         seq = rnn(x)
         last = seq[:, -1, :]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import keras
 from keras import ops
 
+from kws_kd.errors import KwsKdError
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import AttentionBranch
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
@@ -37,6 +38,10 @@ class TcResNetConfig:
     bn_momentum: float = 0.997
     dropout: float = 0.2
     spec_augment: bool = True
+    # The distillation branch reads c' after residual block `branch_block` (1-based; None: the last)
+    # and projects c'_middle through a Dense query (`branch_query`); both exist for ablations.
+    branch_block: int | None = None
+    branch_query: bool = True
 
 
 def _time_axis(options: BuildOptions) -> int:
@@ -75,7 +80,9 @@ def make_layers(config: TcResNetConfig, options: BuildOptions) -> dict:
     # float32 from here on: the 1x1 logits conv is tiny, and softmax/KL want full precision.
     layers["logits_conv"] = keras.layers.Conv2D(options.num_labels, 1, name="logits_conv", dtype="float32")
     layers["logits"] = keras.layers.Flatten(name="logits", dtype="float32")
-    layers["branch"] = AttentionBranch(dtype="float32")
+    if config.branch_block is not None and not 1 <= config.branch_block < len(config.channels):
+        raise KwsKdError(f"tc_resnet: branch_block must be in 1..{len(config.channels) - 1}, got {config.branch_block}")
+    layers["branch"] = AttentionBranch(query=config.branch_query, dtype="float32")
     return layers
 
 
@@ -93,7 +100,8 @@ def forward(layers: dict, config: TcResNetConfig, audio, options: BuildOptions, 
         y = ops.relu(layers[f"block{i}_bn1"](layers[f"block{i}_conv1"](x)))
         y = layers[f"block{i}_bn2"](layers[f"block{i}_conv2"](y))
         x = ops.relu(y + shortcut)
-    context = ops.reshape(x, (-1, x.shape[1] * x.shape[2], x.shape[3]))  # [B, n', C] in either layout
+        if i == (config.branch_block or len(config.channels) - 1):
+            context = ops.reshape(x, (-1, x.shape[1] * x.shape[2], x.shape[3]))  # [B, n', C] in either layout
     x = layers["dropout"](layers["pool"](x))
     logits = layers["logits"](layers["logits_conv"](x))
     return logits, (layers["branch"](context) if attention else None)
@@ -102,7 +110,7 @@ def forward(layers: dict, config: TcResNetConfig, audio, options: BuildOptions, 
 def attention_length(config: TcResNetConfig, clip_samples: int) -> int:
     length = frames_for(config, clip_samples)
     previous = config.channels[0]
-    for channels in config.channels[1:]:
+    for channels in config.channels[1 : 1 + (config.branch_block or len(config.channels) - 1)]:
         if channels != previous:
             length = math.ceil(length / 2)
         previous = channels
