@@ -4,7 +4,9 @@ Two measurements, both interleaved across paths (a burst of load hits every path
 
 1. **Breakdown** (synthetic batches, `tf.function`, median of `--repeats` calls):
    front end (MFCC of B clips), forward, backward (forward+backward minus
-   forward), optimizer (full step minus forward+backward). A path with the
+   forward), optimizer (applying fixed gradients), each timed on its own, and
+   the full step (what the clips/s and speed-ups use; the parts need not sum
+   to it exactly). A path with the
    feature cache pays the front end once per clip per run instead of once per
    step: its per-step total leaves it out, and the cache's build rate is shown
    on its own. Clips/s = B / per-step total. Share of peak = (forward +
@@ -14,6 +16,10 @@ Two measurements, both interleaved across paths (a burst of load hits every path
    optimizer, validation excluded) on a generated dataset, steps/s and the
    share of time spent waiting for data.
 
+3. **Workers** (`--workers N`): the loop as N concurrent child processes with
+   cores / N threads each, as `kws_kd.parallel` trains an experiment's runs;
+   aggregate clips/s against the old path's single loop.
+
 Paths (`PATHS`): `old` is the training graph before this benchmark's levers
 (matmul-DFT front end in every step, (k, 1) convolutions, Keras's generic RNN
 loop, float32); `new` turns on `BuildOptions.fast_graph` (stft front end,
@@ -22,7 +28,8 @@ time-on-width convolutions, fused recurrences) and the feature cache;
 what each pays.
 
     python benchmarks/train_throughput.py [--models ...] [--seconds 1 8] [--batch-sizes 32]
-        [--paths old new new-bf16] [--repeats 5] [--loop-steps 6] [--out benchmarks/results/train_throughput.json]
+        [--paths old new new-bf16] [--repeats 5] [--loop-steps 6] [--workers 2]
+        [--out benchmarks/results/train_throughput.json]
 
 Absolute times drift on this shared 2-core machine: compare rows of one run.
 """
@@ -131,10 +138,18 @@ class Breakdown:
             optimizer.apply_gradients(zip(g, variables))
             return g[0]
 
+        fixed = [tf.identity(g) for g in grads(self.x, self.y)]
+
+        @tf.function
+        def apply():
+            optimizer.apply_gradients(zip(fixed, variables))
+            return fixed[0]
+
         self.fns = {
             "front_end": tf.function(lambda a: self.front_end(a)),
             "forward": forward,
             "fwd_bwd": grads,
+            "optimizer": apply,
             "step": step,
         }
 
@@ -143,6 +158,7 @@ class Breakdown:
         front = _median_ms(lambda: f["front_end"](self.audio).numpy(), repeats)
         fwd = _median_ms(lambda: f["forward"](self.x, self.y).numpy(), repeats)
         fwd_bwd = _median_ms(lambda: f["fwd_bwd"](self.x, self.y)[0].numpy(), repeats)
+        opt = _median_ms(lambda: f["optimizer"]().numpy(), repeats)
         step = _median_ms(lambda: f["step"](self.x, self.y).numpy(), repeats)
         # In-graph front end: `step` already ran it. Cached: it is paid once per clip, not per step.
         total = step
@@ -153,7 +169,7 @@ class Breakdown:
             "front_end_per_step_ms": 0.0 if self.path.feature_cache else front,
             "forward_ms": fwd,
             "backward_ms": fwd_bwd - fwd,
-            "optimizer_ms": step - fwd_bwd - (0.0 if self.path.feature_cache else front),
+            "optimizer_ms": opt,
             "step_ms": total,
             "clips_per_s": 1000.0 * self.batch / total,
             "peak_share": 3 * self.network_macs * self.batch / (total / 1000.0) / (PEAK_GMACS * 1e9),
@@ -200,7 +216,37 @@ def loop_rate(folder: Path, model: str, path: TrainPath, steps: int, batch: int,
             "data_wait_share": stats.data_wait_seconds / max(stats.step_seconds + stats.data_wait_seconds, 1e-9)}
 
 
+def parallel_loop_rate(folder: Path, model: str, path: TrainPath, steps: int, batch: int, workers: int) -> dict:
+    """`workers` copies of the loop at once, each a child process with cores / workers threads (kws_kd.parallel).
+
+    Aggregate clips/s = workers x B / (median of the children's median step times).
+    """
+    import subprocess
+
+    from kws_kd.parallel import threads_per_worker
+
+    threads = threads_per_worker(workers)
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1"}
+    cmd = [sys.executable, __file__, "--child-loop", json.dumps(
+        {"folder": str(folder), "model": model, "path": path.name, "steps": steps, "batch": batch})]
+    procs = [subprocess.Popen(cmd + [f"w{i}"], stdout=subprocess.PIPE, text=True, env=env) for i in range(workers)]
+    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    step_ms = float(np.median([r["loop_step_ms"] for r in results]))
+    return {"workers": workers, "threads_per_worker": threads, "worker_step_ms": step_ms,
+            "aggregate_clips_per_s": 1000.0 * workers * batch / step_ms}
+
+
+def _child_loop(spec: str, tag: str) -> int:
+    d = json.loads(spec)
+    r = loop_rate(Path(d["folder"]), d["model"], PATHS[d["path"]], d["steps"], d["batch"], tag)
+    print(json.dumps(r))
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--child-loop":
+        return _child_loop(argv[1], argv[2])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=STUDENTS, choices=STUDENTS)
     ap.add_argument("--seconds", type=float, nargs="+", default=[1.0, 8.0])
@@ -209,6 +255,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="timed calls per breakdown measurement")
     ap.add_argument("--loop-steps", type=int, default=6, help="steps of the real loop per path (0: skip the loop)")
     ap.add_argument("--peak-gmacs", type=float, default=PEAK_GMACS)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="also run the loop as this many concurrent single-core processes and report their "
+                         "aggregate clips/s (how kws_kd.parallel trains experiment runs); 0: skip")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_throughput.json"))
     args = ap.parse_args(argv)
 
@@ -234,6 +283,8 @@ def main(argv=None) -> int:
                                  else None) for k in results[p.name][0]}
                         if folder is not None:
                             r.update(loop_rate(folder, model, p, args.loop_steps, batch, "r0"))
+                            if args.workers > 1:
+                                r.update(parallel_loop_rate(folder, model, p, args.loop_steps, batch, args.workers))
                         rows.append({"model": model, "seconds": seconds, "batch_size": batch, "path": p.name, **r})
                     base = next(r for r in rows if r["model"] == model and r["seconds"] == seconds
                                 and r["batch_size"] == batch and r["path"] == paths[0].name)
@@ -241,6 +292,8 @@ def main(argv=None) -> int:
                         r["speedup"] = base["step_ms"] / r["step_ms"]
                         if "loop_step_ms" in r:
                             r["loop_speedup"] = base["loop_step_ms"] / r["loop_step_ms"]
+                        if "aggregate_clips_per_s" in r:
+                            r["aggregate_speedup"] = r["aggregate_clips_per_s"] / (1000.0 * batch / base["loop_step_ms"])
                         print(_line(r), flush=True)
                     del benches
     print()
@@ -268,11 +321,13 @@ def _line(r: dict) -> str:
 
 def _table(rows: list[dict]) -> str:
     head = ("| student | clip | B | path | front end ms | forward ms | backward ms | optimizer ms | step ms | clips/s "
-            "| speed-up | % of peak | loop step ms | loop speed-up | data wait |")
+            "| speed-up | % of peak | loop step ms | loop speed-up | data wait | workers: clips/s (speed-up) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         loop = (f"{r['loop_step_ms']:.1f} | x{r['loop_speedup']:.2f} | {100 * r['data_wait_share']:.1f} %"
                 if "loop_step_ms" in r else "- | - | -")
+        loop += (f" | {r['workers']}x{r['threads_per_worker']}: {r['aggregate_clips_per_s']:.1f} "
+                 f"(x{r['aggregate_speedup']:.2f})" if "aggregate_clips_per_s" in r else " | -")
         lines.append(
             f"| {r['model']} | {r['seconds']:g} s | {r['batch_size']} | {r['path']} | {r['front_end_per_step_ms']:.1f} "
             f"| {r['forward_ms']:.1f} | {r['backward_ms']:.1f} | {r['optimizer_ms']:.1f} | {r['step_ms']:.1f} "

@@ -320,7 +320,7 @@ def _read_clip(clip: ClipRecord, clip_samples: int | None, receptive_field: int)
 def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="clip", dynamic_ncols=True)
+    return tqdm(total=total, disable=None if enabled else True, desc=desc, unit="clip", dynamic_ncols=True)
 
 
 def _json_safe(obj):

@@ -158,7 +158,7 @@ def evaluate(model: TeacherClassifier, source, seconds: float, *, batch_size: in
     n = int(round(seconds * SAMPLE_RATE))
     logits, labels = [], []
     total = len(source) if not limit else min(limit, len(source))
-    bar = tqdm(total=total, desc=f"eval {seconds:g}s", disable=not progress, leave=False, unit="clip")
+    bar = tqdm(total=total, desc=f"eval {seconds:g}s", disable=None if progress else True, leave=False, unit="clip")
     for batch in fixed_batches(source, n, batch_size, limit, seed):
         out = model(torch.from_numpy(batch.audio).to(device))
         logits.append(out.logits.float().cpu())
@@ -339,7 +339,7 @@ def finetune(opts: FinetuneOptions) -> dict:
     deadline = start_time + 60.0 * opts.max_minutes if opts.max_minutes else math.inf
     window_loss, window_correct, window_count = 0.0, 0, 0
     stop_reason = "max-steps"
-    bar = tqdm(total=opts.max_steps, initial=state.step, desc="finetune", disable=not (opts.progress and main),
+    bar = tqdm(total=opts.max_steps, initial=state.step, desc="finetune", disable=None if (opts.progress and main) else True,
                unit="step", dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0)
 
     def do_eval() -> None:

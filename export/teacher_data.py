@@ -49,7 +49,7 @@ def encode_labels(records: list[ClipRecord], manifest: Manifest) -> np.ndarray:
 
 
 def _progress(items, desc: str, show: bool):
-    return tqdm(items, desc=desc, disable=not show, leave=False, unit="clip")
+    return tqdm(items, desc=desc, disable=None if show else True, leave=False, unit="clip")
 
 
 class ClipSource:

@@ -24,6 +24,7 @@ from kws_kd.experiment import (
     teacher_latency,
     teacher_metrics,
     teacher_store,
+    train_ahead,
 )
 from kws_kd.stages import StageRunner
 
@@ -42,6 +43,7 @@ class DemoOptions(ExperimentOptions):
     rollout_layers: str = "1:"
     steps: int = 200
     calibration_clips: int = 50
+    workers: int = 2  # training runs side by side, one core each (kws_kd.parallel)
     quick: bool = False
 
     @classmethod
@@ -76,11 +78,11 @@ def run_demo(opts: DemoOptions, log=print) -> DemoSummary:
     data = noisy_data(opts, runner)
     teacher, teacher_stages = teacher_folder(opts, runner, data)
     store, store_stage = teacher_store(opts, runner, data, teacher, teacher_stages)
-    students = {
-        (model, lam): student_run(opts, runner, model, lam, data, store, [store_stage])
-        for model in opts.students
-        for lam in (0.0, opts.kd_lambda)
-    }
+    pairs = [(model, lam) for model in opts.students for lam in (0.0, opts.kd_lambda)]
+    # Train the vanilla and distilled twins side by side (kws_kd.parallel), then evaluate and ship each.
+    train_ahead(opts, runner, [{"model": m, "kd_lambda": lam, "data": data, "store": store,
+                                "store_stages": [store_stage]} for m, lam in pairs], workers=opts.workers, log=log)
+    students = {(model, lam): student_run(opts, runner, model, lam, data, store, [store_stage]) for model, lam in pairs}
 
     log(f"[{len(runner.results) + 1}] summary: teacher accuracy, attention and latency ...")
     manifest = load_dataset(data.path)

@@ -124,7 +124,7 @@ def _predict(dataset, logits_of, *, with_attention: bool, progress: str | None) 
     from tqdm import tqdm
 
     outs: dict[str, list] = {"logits": [], "targets": [], "ids": [], "spans": [], "att": []}
-    for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=not progress):
+    for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=None if progress else True):
         out = logits_of(batch["features"] if "features" in batch else batch["audio"])
         if with_attention:
             out, att = out

@@ -334,6 +334,40 @@ def clean_data(opts: ExperimentOptions, runner: StageRunner) -> DataRef:
     return DataRef(stage.path / "clean", stage.key, stage, stage.summary)
 
 
+@dataclass
+class RunPlan:
+    """A training stage before it runs: its stage identity and the `TrainOptions` it trains."""
+
+    stage: StageResult  # name, key and folder; no summary yet
+    params: dict
+    upstream: list[StageResult]
+    options: object  # kws_kd.train.TrainOptions, out inside the stage folder
+
+
+def _plan(runner: StageRunner, name: str, params: dict, upstream: list[StageResult], **train_kwargs) -> RunPlan:
+    from kws_kd.stages import stage_key
+    from kws_kd.train import TrainOptions
+
+    path = runner.path_for(name, params, upstream)
+    stage = StageResult(name, stage_key(name, params, upstream), path)
+    return RunPlan(stage, params, upstream, TrainOptions(out=str(path / "run"), **train_kwargs))
+
+
+def _pretrain_plan(opts: ExperimentOptions, runner: StageRunner, model: str, seed: int) -> RunPlan | None:
+    if opts.pretrain_steps <= 0:
+        return None
+    clean = clean_data(opts, runner)
+    recipe = training_recipe(replace(opts, steps=opts.pretrain_steps), model)
+    eval_every = max(1, opts.pretrain_steps // 4)
+    params = {"model": model, "steps": opts.pretrain_steps, "batch_size": opts.pretrain_batch_size,
+              "eval_every": eval_every, "seed": seed, "precision": opts.precision, **recipe}
+    return _plan(runner, f"pretrain-{model}-s{seed}", params, clean.upstream,
+                 model=model, data=str(clean.path), steps=opts.pretrain_steps, batch_size=opts.pretrain_batch_size,
+                 eval_every=eval_every, seed=seed, optimizer=recipe["optimizer"],
+                 learning_rates=recipe["learning_rates"], student_config=recipe["student_config"],
+                 precision=opts.precision)
+
+
 def pretrain_run(opts: ExperimentOptions, runner: StageRunner, model: str, *, seed: int | None = None) -> StageResult | None:
     """The shared warm start of one student: `opts.pretrain_steps` vanilla steps on clean 1 s keywords.
 
@@ -341,30 +375,48 @@ def pretrain_run(opts: ExperimentOptions, runner: StageRunner, model: str, *, se
     and the distilled 8 s runs of a student and seed both start from this one
     run, so their comparison stays fair.
     """
-    if opts.pretrain_steps <= 0:
+    plan = _pretrain_plan(opts, runner, model, opts.seed if seed is None else seed)
+    if plan is None:
         return None
-    seed = opts.seed if seed is None else seed
-    clean = clean_data(opts, runner)
-    recipe = training_recipe(replace(opts, steps=opts.pretrain_steps), model)
-    params = {"model": model, "steps": opts.pretrain_steps, "batch_size": opts.pretrain_batch_size,
-              "eval_every": max(1, opts.pretrain_steps // 4), "seed": seed, "precision": opts.precision, **recipe}
 
     def build(folder: Path) -> dict:
         from kws_kd.run import load_run
-        from kws_kd.train import TrainOptions, train
+        from kws_kd.train import train
 
-        train(TrainOptions(
-            model=model, data=str(clean.path), out=str(folder / "run"), steps=opts.pretrain_steps,
-            batch_size=opts.pretrain_batch_size, eval_every=params["eval_every"], seed=seed,
-            optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
-            student_config=recipe["student_config"], precision=opts.precision,
-        ))
-        run = load_run(folder / "run")
+        train(plan.options)
+        run = load_run(plan.options.out)
         best = max((r["val_metric"] for r in run.history()), default=None)
-        return {"model": model, "seed": seed, "run": str(folder / "run"), "val_metric": best,
-                "test_metric": (run.test_metrics or {}).get(run.config.metric_name)}
+        return {"model": model, "seed": plan.options.seed, "run": plan.options.out, "val_metric": best,
+                "test_metric": (run.test_metrics or {}).get(run.config.metric_name),
+                "train_seconds": _train_seconds(run)}
 
-    return runner.run(f"pretrain-{model}-s{seed}", params, build, upstream=clean.upstream)
+    return runner.run(plan.stage.name, plan.params, build, upstream=plan.upstream)
+
+
+def _train_seconds(run) -> float | None:
+    """Training wall time of a run (its last validation's clock), whichever process trained it."""
+    history = run.history()
+    return history[-1].get("seconds") if history else None
+
+
+def _student_plan(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
+                  store: Path | None, store_stages: list[StageResult] | None, seed: int, ship: bool) -> RunPlan:
+    recipe = training_recipe(opts, model)
+    init = _pretrain_plan(opts, runner, model, seed)
+    params = {"model": model, "kd_lambda": kd_lambda, "steps": opts.steps, "batch_size": opts.batch_size,
+              "eval_every": opts.eval_every, "seed": seed, **recipe, "precision": opts.precision,
+              "teacher_first_frame": opts.teacher_first_frame if kd_lambda > 0 else None,
+              "data": data.key, "store": str(store) if kd_lambda > 0 else None, "ship": ship}
+    if ship:
+        params.update({"bench_runs": opts.bench_runs, "calibration_clips": opts.calibration_clips})
+    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-warm" if init else "") + ("-int8" if ship else "")
+    upstream = data.upstream + (store_stages or []) + ([init.stage] if init else [])
+    return _plan(runner, name, params, upstream,
+                 model=model, data=str(data.path), teacher_store=str(store) if kd_lambda > 0 else None,
+                 kd_lambda=kd_lambda, steps=opts.steps, batch_size=opts.batch_size, eval_every=opts.eval_every,
+                 seed=seed, optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
+                 student_config=recipe["student_config"], teacher_first_frame=opts.teacher_first_frame,
+                 precision=opts.precision, init_from=init.options.out if init else None)
 
 
 def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
@@ -374,30 +426,19 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
 
     The summary holds the test metric, the attention mass in the keyword span
     (None without spans) and, when shipped, int8 accuracy, size and latency.
+    A run that `train_ahead` already trained is only evaluated (and shipped).
     """
     seed = opts.seed if seed is None else seed
-    recipe = training_recipe(opts, model)
-    init = pretrain_run(opts, runner, model, seed=seed)
-    params = {"model": model, "kd_lambda": kd_lambda, "steps": opts.steps, "batch_size": opts.batch_size,
-              "eval_every": opts.eval_every, "seed": seed, **recipe, "precision": opts.precision,
-              "teacher_first_frame": opts.teacher_first_frame if kd_lambda > 0 else None,
-              "data": data.key, "store": str(store) if kd_lambda > 0 else None, "ship": ship}
-    if ship:
-        params.update({"bench_runs": opts.bench_runs, "calibration_clips": opts.calibration_clips})
+    pretrain_run(opts, runner, model, seed=seed)  # the shared init (cached after its first use)
+    plan = _student_plan(opts, runner, model, kd_lambda, data, store, store_stages, seed, ship)
 
     def build(folder: Path) -> dict:
         from kws_kd.evaluate import attention_in_span
         from kws_kd.run import load_run
-        from kws_kd.train import TrainOptions, train
+        from kws_kd.train import train
 
-        run_dir = folder / "run"
-        train(TrainOptions(
-            model=model, data=str(data.path), out=str(run_dir), teacher_store=str(store) if kd_lambda > 0 else None,
-            kd_lambda=kd_lambda, steps=opts.steps, batch_size=opts.batch_size, eval_every=opts.eval_every,
-            seed=seed, optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
-            student_config=recipe["student_config"], teacher_first_frame=opts.teacher_first_frame,
-            precision=opts.precision, init_from=init.summary["run"] if init else None,
-        ))
+        run_dir = Path(plan.options.out)
+        train(plan.options)
         run = load_run(run_dir)
         metric = run.config.metric_name
         try:
@@ -406,16 +447,38 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
             attention = None
         summary = {"model": model, "kd_lambda": kd_lambda, "seed": seed, "metric": metric,
                    "float_metric": (run.test_metrics or {}).get(metric), "attention": attention, "run": str(run_dir),
-                   "init": init.summary["run"] if init else None,
+                   "init": plan.options.init_from, "train_seconds": _train_seconds(run),
                    "best_val_metric": max((r["val_metric"] for r in run.history()), default=None),
                    "history": [{"step": r["step"], "val_metric": r["val_metric"]} for r in run.history()]}
         if ship:
             summary.update(_ship(opts, run_dir, model, data.path, folder, metric))
         return summary
 
-    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-warm" if init else "") + ("-int8" if ship else "")
-    upstream = data.upstream + (store_stages or []) + ([init] if init else [])
-    return runner.run(name, params, build, upstream=upstream)
+    return runner.run(plan.stage.name, plan.params, build, upstream=plan.upstream)
+
+
+def train_ahead(opts: ExperimentOptions, runner: StageRunner, jobs: list[dict], *, workers: int = 2,
+                log=print) -> None:
+    """Train the unfinished runs behind `student_run(opts, runner, **job)` for every job, `workers` at a time.
+
+    Pre-training runs go first (the runs that start from them wait for them);
+    the `student_run` calls that follow then find their runs trained and only
+    evaluate and ship them. Each run trains in its own child process
+    (`kws_kd.parallel`).
+    """
+    from kws_kd.parallel import run_parallel
+
+    plans = [_student_plan(opts, runner, job["model"], job["kd_lambda"], job["data"], job.get("store"),
+                           job.get("store_stages"), opts.seed if job.get("seed") is None else job["seed"],
+                           job.get("ship", True)) for job in jobs]
+    pretrains = {}
+    for job in jobs:
+        p = _pretrain_plan(opts, runner, job["model"], opts.seed if job.get("seed") is None else job["seed"])
+        if p is not None:
+            pretrains[p.stage.path] = p
+    for batch in (list(pretrains.values()), plans):
+        run_parallel([p.options for p in batch if not runner.is_finished(p.stage.name, p.params, p.upstream)],
+                     workers, log)
 
 
 def _ship(opts: ExperimentOptions, run_dir: Path, model: str, data: Path, folder: Path, metric: str) -> dict:

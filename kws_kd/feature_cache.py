@@ -65,7 +65,7 @@ def build_cache(dataset, front_end, *, progress: str | None = None) -> FeatureCa
 
     mfcc = tf.function(lambda audio: front_end(audio), reduce_retracing=True)
     parts: dict[str, list] = {"features": [], "labels": [], "clip_ids": [], "spans": []}
-    for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=not progress, mininterval=2.0):
+    for batch in tqdm(dataset, desc=progress, unit="batch", leave=False, disable=None if progress else True, mininterval=2.0):
         parts["features"].append(mfcc(batch["audio"]).numpy())
         parts["labels"].append(batch["label"].numpy())
         parts["clip_ids"].append(batch["clip_id"].numpy())

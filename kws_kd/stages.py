@@ -49,6 +49,13 @@ class StageRunner:
         self.log = log
         self.results: list[StageResult] = []
 
+    def path_for(self, name: str, params: dict[str, Any], upstream: list[StageResult] | None = None) -> Path:
+        """The folder a stage lives in (whether or not it has run)."""
+        return self.root / f"{name}-{stage_key(name, params, upstream or [])[:12]}"
+
+    def is_finished(self, name: str, params: dict[str, Any], upstream: list[StageResult] | None = None) -> bool:
+        return (self.path_for(name, params, upstream) / MARKER).is_file()
+
     def run(
         self,
         name: str,
@@ -62,7 +69,7 @@ class StageRunner:
         """
         upstream = upstream or []
         key = stage_key(name, params, upstream)
-        path = self.root / f"{name}-{key[:12]}"
+        path = self.path_for(name, params, upstream)
         marker = path / MARKER
         index = len(self.results) + 1
         if marker.is_file():

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -494,7 +495,9 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
     writer = tf.summary.create_file_writer(str(out / TENSORBOARD_DIR))
     best = max((r["val_metric"] for r in history if r.get("val_metric") is not None), default=-math.inf)
     sums = sums_var.numpy().copy()
-    bar = keras.utils.Progbar(cfg.steps, stateful_metrics=["cls", "kd", "total", "lr"], verbose=1 if progress else 0)
+    # A redrawn bar only on a terminal; in a log file the per-validation lines below are the progress.
+    bar = keras.utils.Progbar(cfg.steps, stateful_metrics=["cls", "kd", "total", "lr"],
+                              verbose=1 if progress and sys.stdout.isatty() else 0)
     if progress and start_step:
         print(f"{out}: resuming at step {start_step} of {cfg.steps}")
 
@@ -563,7 +566,8 @@ def _train_loop(prep: Prepared, out: Path, *, on_step, progress: bool, evaluate_
                 write_history(out, history)
                 save_checkpoint(step)
                 if progress:
-                    print(f"\nstep {step}: val {cfg.metric_name} {val_metric:.4f} (best {best:.4f}), val loss {val_loss:.4f}")
+                    print(f"\nstep {step}/{cfg.steps}: val {cfg.metric_name} {val_metric:.4f} (best {best:.4f}), "
+                          f"val loss {val_loss:.4f}, {row['seconds']:.0f} s", flush=True)
             if on_step is not None:
                 on_step(step)
     except KeyboardInterrupt:

@@ -122,7 +122,7 @@ def build_babble(
     if out_dir.exists() and not overwrite:
         raise KwsKdError(f"{out_dir}: already exists (use --overwrite to replace it)")
     utts, speakers = [], []
-    for path, spk in tqdm(sources, desc="babble: reading", disable=not progress, leave=False):
+    for path, spk in tqdm(sources, desc="babble: reading", disable=None if progress else True, leave=False):
         u = trim_silence(read_audio(path))
         if len(u):
             utts.append(u)
@@ -130,6 +130,6 @@ def build_babble(
     rng = np.random.default_rng([seed, 0xBAB])
     n = int(round(seconds * SAMPLE_RATE))
     with atomic_dir(out_dir, overwrite=True) as tmp:
-        for i in tqdm(range(num_files), desc="babble: writing", disable=not progress, leave=False):
+        for i in tqdm(range(num_files), desc="babble: writing", disable=None if progress else True, leave=False):
             write_wav(tmp / f"babble_{i:03d}.wav", make_babble(utts, n, rng, speakers=speakers))
     return sorted(out_dir.glob("babble_*.wav"))

@@ -86,7 +86,7 @@ def check_dataset(path: str | Path, *, max_problems: int = 20, progress: bool = 
     for split in SPLITS:
         if manifest.clips and not manifest.split(split):
             problem(f"{path}: split {split!r} is empty")
-    for c in tqdm(manifest.clips, desc="checking", disable=not progress, unit="clip", leave=False):
+    for c in tqdm(manifest.clips, desc="checking", disable=None if progress else True, unit="clip", leave=False):
         if c.clip_id in seen:
             problem(f"{c.path}: duplicate clip id {c.clip_id!r}")
         seen.add(c.clip_id)

@@ -170,7 +170,7 @@ def build_noisy(
     records: list[ClipRecord] = []
     with atomic_dir(out_dir, overwrite=True) as tmp:
         made_dirs: set[Path] = set()
-        for rec in tqdm(manifest.clips, desc=f"noisy {seconds:g}s", disable=not progress, unit="clip"):
+        for rec in tqdm(manifest.clips, desc=f"noisy {seconds:g}s", disable=None if progress else True, unit="clip"):
             rng = clip_rng(seed, rec.clip_id)
             audio, start = mix_record(rec, bank, num_samples, rng, background=background, keyword_samples=kw_samples)
             rel = Path(AUDIO_DIR) / f"{rec.clip_id}.wav"

@@ -241,7 +241,7 @@ def _preload(records: list[ClipRecord], num_samples: int, use_source: bool) -> t
     from tqdm import tqdm
 
     out = np.zeros((len(records), num_samples), np.int16)
-    for r, c in enumerate(tqdm(records, desc="loading clips", unit="clip", leave=False, mininterval=2.0)):
+    for r, c in enumerate(tqdm(records, desc="loading clips", unit="clip", leave=False, mininterval=2.0, disable=None)):
         path = c.source if use_source else c.path
         if path:
             out[r] = to_int16(pad_or_crop(read_audio(path), num_samples))

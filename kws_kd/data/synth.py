@@ -203,7 +203,7 @@ def build_synth(
             rels.append(f"{u.text}/{spk}_nohash_{n}.wav")
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             clips = pool.map(render_keyword, plan)
-            for rel, audio in tqdm(zip(rels, clips), total=len(plan), desc="synth", disable=not progress, unit="clip"):
+            for rel, audio in tqdm(zip(rels, clips), total=len(plan), desc="synth", disable=None if progress else True, unit="clip"):
                 write_wav(tmp / rel, audio)
         _write_lists(tmp, rels, validation_percent, test_percent)
         _write_babble(tmp / BACKGROUND, voices, babble_files, babble_seconds, rng, progress)
@@ -233,7 +233,7 @@ def _write_babble(folder: Path, voices: list[str], files: int, seconds: float, r
     folder.mkdir(parents=True, exist_ok=True)
     n_talkers = min(48, max(12, 8 * files))
     utts, speakers = [], []
-    for i in tqdm(range(n_talkers), desc="synth babble talkers", disable=not progress, leave=False):
+    for i in tqdm(range(n_talkers), desc="synth babble talkers", disable=None if progress else True, leave=False):
         voice = voices[int(rng.integers(len(voices)))]
         text = SENTENCES[i % len(SENTENCES)]
         audio = trim(speak(text, voice, int(rng.integers(*SPEED_RANGE)), int(rng.integers(*PITCH_RANGE))))

@@ -54,7 +54,7 @@ def evaluate_tflite(
         raise KwsKdError(f"{manifest.root}: split {split!r} has no clips")
     # Dataset label index -> model output index.
     to_model = np.array([labels.index(lab) if lab in labels else -1 for lab in manifest.label_names])
-    logits = np.stack([run_clip(a) for a in tqdm(audio, desc=f"eval {Path(path).name}", unit="clip", leave=False)])
+    logits = np.stack([run_clip(a) for a in tqdm(audio, desc=f"eval {Path(path).name}", unit="clip", leave=False, disable=None)])
     multi = bool(sidecar.get("multi_label", False))
     if multi:
         mapped = np.zeros((len(targets), len(labels)), np.float32)
