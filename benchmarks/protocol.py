@@ -19,7 +19,8 @@ import numpy as np
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.data.load import load_dataset
-from kws_kd.experiment import DataRef, ExperimentOptions, student_run, teacher_folder, teacher_metrics, teacher_store
+from kws_kd.experiment import (DataRef, ExperimentOptions, pretrain_run, student_run, teacher_folder, teacher_metrics,
+                               teacher_store, train_ahead)
 from kws_kd.stages import StageRunner
 
 ALL_STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
@@ -44,6 +45,13 @@ def add_grid_arguments(p: argparse.ArgumentParser, *, steps: int, batch_size: in
                    help="markdown appended to the report under '## Notes' (a reading of the numbers)")
     p.add_argument("--long-only", nargs="*", default=[], metavar="STUDENT",
                    help="students trained only at the longest clip length (saves CPU)")
+    p.add_argument("--pretrain-steps", type=int, default=0,
+                   help="> 0: each student and seed first trains this many steps on the clean 1 s keywords, and "
+                        "every run of that student and seed starts from it (0: from scratch)")
+    p.add_argument("--pretrain-batch-size", type=int, default=64)
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="training graph precision")
+    p.add_argument("--workers", type=int, default=2, help="training runs side by side (kws_kd.parallel)")
 
 
 def run_grid(args: argparse.Namespace, lengths: list[float | None],
@@ -59,6 +67,8 @@ def run_grid(args: argparse.Namespace, lengths: list[float | None],
             rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
             max_clips_per_label=args.max_clips_per_label, teacher_first_frame=args.teacher_first_frame,
             learning_rates=tuple(args.learning_rates) if args.learning_rates else None,
+            pretrain_steps=args.pretrain_steps, pretrain_batch_size=args.pretrain_batch_size,
+            precision=args.precision,
         )
         data = make_data(opts, runner)
         teacher, teacher_stages = teacher_folder(opts, runner, data)
@@ -67,14 +77,21 @@ def run_grid(args: argparse.Namespace, lengths: list[float | None],
         manifest = load_dataset(data.path)
         teacher_rows[str(seconds)] = teacher_metrics(store, manifest, manifest.clip_seconds or seconds or 0.0)
         longest = seconds == max(lengths, key=lambda x: x or 0.0)
-        for model in args.students:
-            if model in args.long_only and not longest:
-                continue
+        models = [m for m in args.students if longest or m not in args.long_only]
+        jobs = [{"model": m, "kd_lambda": lam, "data": data, "store": store, "store_stages": [store_stage],
+                 "seed": seed, "ship": False} for m in models for lam in args.lambdas for seed in args.seeds]
+        train_ahead(opts, runner, jobs, workers=args.workers)
+        for model in models:
+            for seed in args.seeds:
+                init = pretrain_run(opts, runner, model, seed=seed)
+                stage_seconds += (init.summary.get("train_seconds") or init.seconds) if init else 0.0
+        for model in models:
             for lam in args.lambdas:
                 for seed in args.seeds:
                     stage = student_run(opts, runner, model, lam, data, store, [store_stage], seed=seed, ship=False)
-                    stage_seconds += stage.seconds  # the run's own time, also when it comes from the cache
                     s = stage.summary
+                    # the run's own training time (also when cached or trained in a worker), else its stage's
+                    stage_seconds += s.get("train_seconds") or stage.seconds
                     att = s["attention"] or {}
                     rows.append({"seconds": seconds, "model": model, "kd_lambda": lam, "seed": seed,
                                  "metric": s["metric"], "value": s["float_metric"],
@@ -192,10 +209,14 @@ def write_report(result: dict, args, lengths, argv: list[str], *, script: str, t
           f"- Data: {result.get('source')}; clips per split {result.get('clips')}.",
           f"- Teacher target: rollout layers {args.rollout_layers}, mode {args.rollout_mode}, "
           f"frame 0 (c_1's self-share): {args.teacher_first_frame}.",
-          f"- Training recipe: {recipe_text(args)}.",
-          f"- Time: {result.get('stage_seconds', 0.0) / 60:.1f} min summed over the stages (data, teacher store, "
-          f"every run; each stage's own time, also when this invocation found it cached); this invocation "
-          f"{result['wall_seconds'] / 60:.1f} min.",
+          f"- Training recipe: {recipe_text(args)}; precision {args.precision}.",
+          f"- Init: " + (f"every student and seed first trained {args.pretrain_steps} steps of batch "
+                         f"{args.pretrain_batch_size} on the clean 1 s keywords; its vanilla and distilled runs "
+                         f"start from those weights (warm start)." if args.pretrain_steps else "random (from scratch)."),
+          f"- Time: {result.get('stage_seconds', 0.0) / 60:.1f} min summed over the data and teacher-store stages and "
+          f"every run's training (pre-training included; each its own time, also when this invocation found it "
+          f"cached; runs trained {args.workers} at a time on one core each); this invocation "
+          f"{result['wall_seconds'] / 60:.1f} min wall.",
           "- Figures from small offline data are NOT comparable with the paper's numbers.", ""]
     md += tables(result, args, lengths, metric_scale) + ["", "## Findings", ""]
     md += [f"- {f}" for f in findings(result, args, lengths)] + ["", "Paper: " + "; ".join(paper)]
