@@ -19,7 +19,7 @@ update unchanged but for epsilon (1e-8), so that run would repeat `vanilla`.
 If the oracle helps where the teacher's rollout hurts, the teacher's target is
 the cause. Test accuracies are reported; nothing is chosen on them.
 
-    python benchmarks/kd_ablation.py [--steps 1500] [--init warm|scratch] [--out runs/curves]
+    python benchmarks/kd_ablation.py [--steps 1500] [--init scratch|warm] [--out runs/curves]
         [--json docs/kd_ablation.json]
 """
 
@@ -87,9 +87,11 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--eval-every", type=int, default=100)
-    ap.add_argument("--init", choices=("warm", "scratch"), default="warm")
+    ap.add_argument("--init", choices=("warm", "scratch"), default="scratch",
+                    help="scratch: where distillation cost TC-ResNet accuracy in every run so far")
     ap.add_argument("--pretrain-steps", type=int, default=1500)
     ap.add_argument("--rollout-layers", default="1:")
+    ap.add_argument("--precision", default="mixed_bfloat16", choices=("float32", "mixed_bfloat16"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/curves", help="stage cache, shared with learning_curves.py")
     ap.add_argument("--json", default=str(ROOT / "docs" / "kd_ablation.json"))
@@ -102,7 +104,7 @@ def main(argv=None) -> int:
     runner = StageRunner(Path(args.out) / "stages")
     base = ExperimentOptions(seconds=args.seconds, steps=args.steps, batch_size=args.batch_size,
                              eval_every=args.eval_every, seed=args.seed, rollout_layers=args.rollout_layers,
-                             pretrain_steps=args.pretrain_steps if args.init == "warm" else 0)
+                             precision=args.precision, pretrain_steps=args.pretrain_steps if args.init == "warm" else 0)
     data = noisy_data(base, runner)
     teacher, teacher_stages = teacher_folder(base, runner, data)
     store, store_stage = teacher_store(base, runner, data, teacher, teacher_stages)

@@ -105,8 +105,12 @@ def run_demo(opts: DemoOptions, log=print) -> DemoSummary:
     summary.notes = [
         f"data: {data.summary.get('source')} keywords in babble, {opts.seconds:g} s clips, "
         f"train/val/test = {counts.get('train')}/{counts.get('validation')}/{counts.get('test')} clips",
-        f"students: {opts.steps} steps of batch {opts.batch_size}, λ = 0 (vanilla) and {opts.kd_lambda:g}; "
-        f"float = Keras, int8 = LiteRT full-int8 model",
+        f"students: {opts.steps} steps of batch {opts.batch_size} at {opts.seconds:g} s, λ = 0 (vanilla) and "
+        f"{opts.kd_lambda:g}, seed {opts.seed}, {opts.precision} training; init: " + (
+            f"both twins start from the same {opts.pretrain_steps} steps (batch {opts.pretrain_batch_size}) on the "
+            f"clean 1 s keywords" if opts.pretrain_steps else "random (from scratch)")
+        + "; float = Keras, int8 = LiteRT full-int8 model",
+        *_kd_verdicts(students, opts.kd_lambda),
         f"latency: students LiteRT int8, 1 thread, XNNPACK, median of {opts.bench_runs} whole clips "
         f"(a streaming file: every 20 ms hop of the clip); teacher torch fp32, "
         f"1 thread, median of {opts.teacher_bench_runs}; size: int8 .tflite, teacher fp32 weights",
@@ -121,6 +125,20 @@ def run_demo(opts: DemoOptions, log=print) -> DemoSummary:
     atomic_write_text(out / "summary.json", json.dumps(asdict(summary), indent=2, default=str) + "\n")
     log(text)
     return summary
+
+
+def _kd_verdicts(students: dict, kd_lambda: float) -> list[str]:
+    """One note per student: does the distilled twin match or beat the vanilla one on test (float)?"""
+    notes = []
+    for model in dict.fromkeys(m for m, _ in students):
+        van, kd = students[(model, 0.0)].summary["float_metric"], students[(model, kd_lambda)].summary["float_metric"]
+        if van is None or kd is None:
+            continue
+        gap = 100 * (kd - van)
+        verdict = "at or above" if gap >= 0 else "BELOW"
+        notes.append(f"{model}: distilled {verdict} its vanilla twin ({gap:+.1f} points, one seed; "
+                     f"docs/RESULTS.md has three)")
+    return notes
 
 
 def _attention_cells(attention: dict | None) -> dict:
