@@ -18,6 +18,9 @@ Arithmetic rules shared with the Java side (see docs/android.md):
 - smoothing: plain mean of the last N posterior vectors, summed oldest first.
 - decoding: first index of the maximum; "detected" when its smoothed posterior
   reaches the threshold and the label is not a filler (``_silence_`` etc.).
+- announcing (`detection_events`, used by the long-stream evaluation; not in
+  the Java app yet): once per onset of a detected label, at most one
+  announcement per suppression time.
 - hop scheduling: the first inference runs as soon as the ring holds a full
   window, then one every ``hop`` samples: after ``input_samples + k * hop``
   samples have been written.
@@ -43,6 +46,7 @@ PCM_SCALE = 32768.0
 DEFAULT_HOP_MS = 250
 DEFAULT_SMOOTHING_WINDOWS = 3
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_SUPPRESSION_S = 0.5
 
 
 # ---------------------------------------------------------------------------
@@ -343,12 +347,56 @@ def is_filler(label: str) -> bool:
     return label.startswith("_")
 
 
-def decode(smoothed: np.ndarray, labels: Sequence[str], threshold: float) -> Decision:
+def decode_batch(smoothed: np.ndarray, labels: Sequence[str], threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`decode` for many hops at once: (index [N], confidence [N], detected [N]) of smoothed [N, C].
+
+    This is the one decoding rule: `decode` is this on a single row, so the
+    app's per-hop decision and a threshold sweep over a long stream
+    (`kws_kd.stream_eval`) cannot drift apart.
+    """
     smoothed = np.asarray(smoothed, dtype=np.float64)
-    index = int(np.argmax(smoothed))  # first maximum, like the Java loop
-    conf = float(smoothed[index])
-    label = labels[index]
-    return Decision(index, label, conf, conf >= threshold and not is_filler(label))
+    if smoothed.ndim != 2 or smoothed.shape[1] != len(labels):
+        raise ValueError(f"smoothed posteriors of shape {smoothed.shape} do not match {len(labels)} labels")
+    index = np.argmax(smoothed, axis=1)  # first maximum, like the Java loop
+    conf = smoothed[np.arange(len(smoothed)), index]
+    filler = np.array([is_filler(label) for label in labels], dtype=bool)
+    return index, conf, (conf >= threshold) & ~filler[index]
+
+
+def decode(smoothed: np.ndarray, labels: Sequence[str], threshold: float) -> Decision:
+    index, conf, detected = decode_batch(np.asarray(smoothed, dtype=np.float64).reshape(1, -1), labels, threshold)
+    i = int(index[0])
+    return Decision(i, labels[i], float(conf[0]), bool(detected[0]))
+
+
+def detection_events(
+    times_s: np.ndarray, index: np.ndarray, detected: np.ndarray, suppression_s: float = DEFAULT_SUPPRESSION_S
+) -> np.ndarray:
+    """Indices of the hops at which a keyword is announced: once per onset, never faster than `suppression_s`.
+
+    Why: a keyword keeps its smoothed posterior above the threshold for many
+    hops (for a whole window with whole-clip models), but the user must hear it
+    once. A hop fires when it is `detected` and the hop before was not detected
+    with the same label (an onset), and at least `suppression_s` have passed
+    since the last announcement of any label (TensorFlow's RecognizeCommands
+    suppression, 500 ms). An onset inside the suppression time is dropped for
+    good: it does not fire later while the label stays detected. Causal, so an
+    app can apply it hop by hop; `times_s` are the hops' end times.
+    """
+    times = np.asarray(times_s, dtype=np.float64).reshape(-1)
+    index = np.asarray(index).reshape(-1)
+    detected = np.asarray(detected, dtype=bool).reshape(-1)
+    if not len(times) == len(index) == len(detected):
+        raise ValueError("times, index and detected must have one entry per hop")
+    held = np.zeros_like(detected)
+    held[1:] = detected[:-1] & (index[1:] == index[:-1])
+    fired: list[int] = []
+    last = -math.inf
+    for i in np.flatnonzero(detected & ~held):
+        if times[i] - last >= suppression_s - 1e-9:  # tolerance: hop times are sample counts / rate
+            fired.append(int(i))
+            last = times[i]
+    return np.array(fired, dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`kws-kd data`: build and check datasets (offline synth, babble, Noisy Speech Commands)."""
+"""`kws-kd data`: build and check datasets (offline synth, babble, Noisy Speech Commands, long test streams)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,27 @@ def register(subparsers) -> None:
     _split_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_noisy)
+
+    p = add_command(sub, "stream", help="build long test streams: a split's clips at known times in babble + background noise",
+                    description=(
+                        "Long WAV files (16 kHz int16) with every keyword and _unknown_ clip of a split inserted at "
+                        "known, non-overlapping times (random gaps) into babble plus the dataset's _background_noise_ "
+                        "recordings, mixed 0.75 clip + 0.25 noise; labels.csv and stream.json beside them. "
+                        "Input of `kws-kd eval --stream` (false rejections at a fixed false alarms per hour)."))
+    p.add_argument("--data", required=True, metavar="DATASET",
+                   help="dataset folder (Speech Commands, `kws-kd data synth`, a materialised kws-kd dataset)")
+    p.add_argument("--out", required=True, metavar="STREAM_DIR", help="output folder (must not exist unless --overwrite)")
+    p.add_argument("--split", choices=("train", "validation", "test"), default="test", help="split whose clips are inserted")
+    p.add_argument("--total-minutes", type=float, default=60.0, help="total audio length (FA/h needs hours: >= 60 advised)")
+    p.add_argument("--minutes-per-file", type=float, default=5.0, help="length of each WAV file")
+    p.add_argument("--gap-seconds", type=float, nargs=2, metavar=("MIN", "MAX"), default=[3.0, 6.0],
+                   help="random gap between clips; MIN >= 2 x the eval's 1.5 s tolerance keeps clips apart")
+    p.add_argument("--noise", metavar="NOISE_DIR",
+                   help="use these noise files instead of babble generated from the train split's _unknown_ words")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
+    _split_options(p, defaults_none=True)
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_stream)
 
     p = add_command(sub, "check", help="validate a dataset folder; print counts per split and label")
     p.add_argument("dir", metavar="DIR", help="dataset folder (kws-kd built, Speech Commands or FSD50K)")
@@ -102,6 +123,19 @@ def _noisy(args: argparse.Namespace) -> int:
     out = build_noisy(m, args.noise, args.seconds, args.out, seed=args.seed, overwrite=args.overwrite)
     counts = {s: len(out.split(s)) for s in ("train", "validation", "test")}
     print(f"wrote {len(out.clips)} clips of {args.seconds:g} s to {args.out} ({counts})")
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from kws_kd.data.load import load_dataset
+    from kws_kd.data.stream import build_stream
+
+    m = load_dataset(args.data, **_sc_options(args))
+    s = build_stream(m, args.out, split=args.split, total_minutes=args.total_minutes,
+                     minutes_per_file=args.minutes_per_file, gap_seconds=tuple(args.gap_seconds), noise_dir=args.noise,
+                     seed=args.seed, overwrite=args.overwrite)
+    counts = ", ".join(f"{k} {v}" for k, v in s.info["counts"].items())
+    print(f"wrote {len(s.files)} files, {s.seconds / 60:.1f} min, {len(s.events)} clips to {args.out} ({counts})")
     return 0
 
 
