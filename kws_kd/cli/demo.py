@@ -36,6 +36,12 @@ def register(subparsers) -> None:
     p.add_argument("--kd-lambda", type=float, default=d.kd_lambda, help="lambda of the distilled students")
     p.add_argument("--steps", type=int, default=None, help=f"training steps per student (default {d.steps})")
     p.add_argument("--batch-size", type=int, default=None, help=f"batch size (default {d.batch_size})")
+    p.add_argument("--pretrain-steps", type=int, default=None,
+                   help=f"steps on the clean 1 s keywords that both twins of a student start from; 0: from scratch "
+                        f"(default {d.pretrain_steps})")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default=None,
+                   help=f"training graph precision (default {d.precision})")
+    p.add_argument("--workers", type=int, default=d.workers, help="training runs side by side, one core each")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of data, initialisation and order")
     p.add_argument("--teacher", default=None, help="teacher folder (default: the shipped export/reference_teacher)")
     p.add_argument("--train-teacher", action="store_true", help="fine-tune the small teacher from scratch first")
@@ -52,6 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     explicit = {
         k: v
         for k, v in {"seconds": args.seconds, "steps": args.steps, "batch_size": args.batch_size,
+                     "pretrain_steps": args.pretrain_steps, "precision": args.precision,
                      "students": tuple(args.students) if args.students else None}.items()
         if v is not None
     }
@@ -59,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out, data=args.data, noise=args.noise, shared_data=args.shared_data,
         kd_lambda=args.kd_lambda, seed=args.seed, teacher=args.teacher, train_teacher=args.train_teacher,
         teacher_minutes=args.teacher_minutes, rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
+        workers=args.workers,
         **explicit,
     )
     opts = DemoOptions.quick_defaults(**common) if args.quick else DemoOptions(**common)
