@@ -30,7 +30,10 @@ import org.kwskd.app.core.StreamOptions;
  * <p>Intent extras (all optional; see android_harness/README.md):
  * {@code model_path} (absolute, or relative to the app's files dir; default
  * {@code model.tflite} there), {@code hop_ms} (int, 250), {@code smoothing} (int, 3),
- * {@code threshold} (float, 0.5), {@code threads} (int, 1), {@code use_gpu} (boolean).
+ * {@code threshold} (float, 0.5), {@code threads} (int, 1), {@code use_gpu} (boolean),
+ * {@code suppression_ms} (int, 500: at most one keyword announcement per this time).
+ * Streaming files (sidecar {@code "streaming": {...}}) run once per hop of their own
+ * (20 ms), so {@code hop_ms} does not apply to them and {@code smoothing} counts those hops.
  * The UI is built in code so the app has no resources to keep in sync.
  */
 public final class MainActivity extends Activity implements AudioLoop.Listener {
@@ -45,6 +48,7 @@ public final class MainActivity extends Activity implements AudioLoop.Listener {
     private StreamOptions options;
     private AudioLoop loop;
     private Thread thread;
+    private String lastAnnounced = "";
 
     @Override
     protected void onCreate(Bundle savedInstanceState) {
@@ -84,7 +88,8 @@ public final class MainActivity extends Activity implements AudioLoop.Listener {
                     intent.getIntExtra("smoothing", StreamOptions.DEFAULT_SMOOTHING_WINDOWS),
                     intent.getFloatExtra("threshold", (float) StreamOptions.DEFAULT_THRESHOLD),
                     intent.getIntExtra("threads", StreamOptions.DEFAULT_THREADS),
-                    intent.getBooleanExtra("use_gpu", false));
+                    intent.getBooleanExtra("use_gpu", false),
+                    intent.getIntExtra("suppression_ms", StreamOptions.DEFAULT_SUPPRESSION_MS));
         } catch (IllegalArgumentException e) {
             showError("bad intent extra: " + e.getMessage());
             return;
@@ -106,13 +111,27 @@ public final class MainActivity extends Activity implements AudioLoop.Listener {
             sidecar = null;
             return;
         }
-        String msg = String.format(Locale.ROOT, "ready model=%s input=%s output=%s labels=%d delegate=%s hop_ms=%d threads=%d",
+        String hopMs = hopMsText();
+        String msg = String.format(Locale.ROOT,
+                "ready model=%s input=%s output=%s labels=%d delegate=%s hop_ms=%s threads=%d streaming=%b",
                 modelFile.getName(), sidecar.input.dtype, sidecar.output.dtype, sidecar.labels.size(),
-                model.delegateName(), options.hopMs, options.threads);
+                model.delegateName(), hopMs, options.threads, sidecar.isStreaming());
         Log.i(LatencyLog.TAG, msg);
         status.setText(modelFile.getName() + "  " + sidecar.input.dtype + " in, " + model.delegateName()
-                + ", hop " + options.hopMs + " ms, smoothing " + options.smoothingWindows);
+                + (sidecar.isStreaming() ? ", streaming" : "") + ", hop " + hopMs + " ms, smoothing "
+                + options.smoothingWindows);
+        lastAnnounced = "";
         label.setText("…");
+    }
+
+    /** The hop actually used: the option, or a streaming file's own hop. */
+    private String hopMsText() {
+        if (!sidecar.isStreaming()) {
+            return Integer.toString(options.hopMs);
+        }
+        long num = (long) sidecar.streaming.hopSamples * 1000;
+        return num % sidecar.sampleRate == 0 ? Long.toString(num / sidecar.sampleRate)
+                : String.format(Locale.ROOT, "%.3f", (double) num / sidecar.sampleRate);
     }
 
     @Override
@@ -186,8 +205,11 @@ public final class MainActivity extends Activity implements AudioLoop.Listener {
     @Override
     public void onResult(HopResult r) {
         final String top = r.decision.label;
-        final String info = String.format(Locale.ROOT, "confidence %.2f%s\nlatency %.2f ms (hop %d)",
-                r.decision.confidence, r.decision.detected ? "  ✔" : "", r.latencyNanos / 1e6, r.hopIndex);
+        if (r.announced) {
+            lastAnnounced = String.format(Locale.ROOT, "\nannounced: %s (hop %d)", r.decision.label, r.hopIndex);
+        }
+        final String info = String.format(Locale.ROOT, "confidence %.2f%s\nlatency %.2f ms (hop %d)%s",
+                r.decision.confidence, r.decision.detected ? "  ✔" : "", r.latencyNanos / 1e6, r.hopIndex, lastAnnounced);
         runOnUiThread(() -> {
             label.setText(top);
             detail.setText(info);

@@ -10,9 +10,14 @@ import java.util.Map;
  *
  * <p>Schema: docs/architecture.md, "TFLite sidecar". Validation mirrors
  * {@code kws_kd.app_logic.parse_sidecar}: anything the app could not run correctly
- * (unknown format or version, a streaming model, int8 without quantization, an
- * input that is not raw audio of {@code input_samples}, an output that does not
- * match the labels) is rejected with a one-line message naming the file.
+ * (unknown format or version, int8 without quantization, an input that is not raw
+ * audio of {@code input_samples}, an output that does not match the labels, a
+ * streaming file whose {@code streaming} layout is missing or inconsistent) is
+ * rejected with a one-line message naming the file.
+ *
+ * <p>A streaming file ({@code "streaming": {...}}) has {@link #streaming} set: its
+ * {@code input} is one hop of audio and {@code input_samples} is only the clip length
+ * it was verified on (0 when unknown).
  */
 public final class Sidecar {
     public static final String FORMAT = "kws-kd-tflite";
@@ -26,9 +31,11 @@ public final class Sidecar {
     public final int inputSamples;
     public final TensorSpec input;
     public final TensorSpec output;
+    /** Null for a whole-clip file. */
+    public final StreamingSpec streaming;
 
     private Sidecar(String model, String quantize, List<String> labels, boolean multiLabel,
-                    int sampleRate, int inputSamples, TensorSpec input, TensorSpec output) {
+                    int sampleRate, int inputSamples, TensorSpec input, TensorSpec output, StreamingSpec streaming) {
         this.model = model;
         this.quantize = quantize;
         this.labels = Collections.unmodifiableList(labels);
@@ -37,6 +44,11 @@ public final class Sidecar {
         this.inputSamples = inputSamples;
         this.input = input;
         this.output = output;
+        this.streaming = streaming;
+    }
+
+    public boolean isStreaming() {
+        return streaming != null;
     }
 
     /** Parses sidecar JSON text; {@code source} (usually the path) is named in every error. */
@@ -59,9 +71,14 @@ public final class Sidecar {
         if (version != VERSION) {
             throw fail(source, "sidecar version " + version + " is not supported (this app reads version " + VERSION + ")");
         }
-        if (Boolean.TRUE.equals(obj.get("streaming"))) {
-            throw fail(source, "streaming models (external state tensors) are not supported; export with streaming off");
+        Object block = obj.get("streaming");
+        if (Boolean.TRUE.equals(block)) {
+            throw fail(source, "'streaming' is true but the streaming layout is missing (re-export with kws-kd export --streaming)");
         }
+        if (block != null && !Boolean.FALSE.equals(block) && !(block instanceof Map)) {
+            throw fail(source, "field 'streaming' must be false or the streaming layout object");
+        }
+        boolean isStreaming = block instanceof Map;
         Object labelsObj = obj.get("labels");
         if (!(labelsObj instanceof List) || ((List<?>) labelsObj).isEmpty()) {
             throw fail(source, "field 'labels' must be a non-empty list of strings");
@@ -79,12 +96,15 @@ public final class Sidecar {
         }
         long rate = integer(obj, "sample_rate", source, "");
         long samples = integer(obj, "input_samples", source, "");
-        if (rate <= 0 || samples <= 0 || rate > Integer.MAX_VALUE || samples > Integer.MAX_VALUE) {
+        // a streaming file's input_samples is the clip length it was verified on (0 when unknown): informational
+        if (rate <= 0 || samples < 0 || (samples == 0 && !isStreaming) || rate > Integer.MAX_VALUE
+                || samples > Integer.MAX_VALUE) {
             throw fail(source, "'sample_rate' and 'input_samples' must be positive");
         }
         TensorSpec in = tensor(obj.get("input"), source, "input", false);
         TensorSpec out = tensor(obj.get("output"), source, "output", true);
-        if (in.size() != samples) {
+        StreamingSpec streaming = isStreaming ? StreamingSpec.parse((Map<?, ?>) block, source, in, out) : null;
+        if (streaming == null && in.size() != samples) {
             throw fail(source, "input shape " + shapeString(in.shape) + " does not hold input_samples="
                     + samples + " (raw-audio models only)");
         }
@@ -92,7 +112,7 @@ public final class Sidecar {
             throw fail(source, "output shape " + shapeString(out.shape) + " does not match " + labels.size() + " labels");
         }
         return new Sidecar(stringOr(obj.get("model")), stringOr(obj.get("quantize")), labels,
-                (Boolean) multi, (int) rate, (int) samples, in, out);
+                (Boolean) multi, (int) rate, (int) samples, in, out, streaming);
     }
 
     /** FILE.tflite -> FILE.json, the sidecar's place beside the model. */
@@ -103,7 +123,7 @@ public final class Sidecar {
         return stem + ".json";
     }
 
-    private static SidecarException fail(String source, String problem) {
+    static SidecarException fail(String source, String problem) {
         return new SidecarException(source + ": " + problem);
     }
 
@@ -111,7 +131,7 @@ public final class Sidecar {
         return o instanceof String ? (String) o : "";
     }
 
-    private static long integer(Map<?, ?> obj, String key, String source, String where) throws SidecarException {
+    static long integer(Map<?, ?> obj, String key, String source, String where) throws SidecarException {
         if (!obj.containsKey(key)) {
             throw fail(source, "missing field '" + where + key + "'");
         }
@@ -122,7 +142,24 @@ public final class Sidecar {
         return (Long) v;
     }
 
-    private static TensorSpec tensor(Object o, String source, String where, boolean isOutput) throws SidecarException {
+    /** A non-empty list of positive ints, or null. */
+    static int[] positiveInts(Object o) {
+        if (!(o instanceof List) || ((List<?>) o).isEmpty()) {
+            return null;
+        }
+        List<?> l = (List<?>) o;
+        int[] out = new int[l.size()];
+        for (int i = 0; i < out.length; i++) {
+            Object d = l.get(i);
+            if (!(d instanceof Long) || (Long) d <= 0 || (Long) d > Integer.MAX_VALUE) {
+                return null;
+            }
+            out[i] = (int) (long) (Long) d;
+        }
+        return out;
+    }
+
+    static TensorSpec tensor(Object o, String source, String where, boolean isOutput) throws SidecarException {
         if (!(o instanceof Map)) {
             throw fail(source, "field '" + where + "' must be an object");
         }
@@ -184,7 +221,7 @@ public final class Sidecar {
         return new TensorSpec(stringOr(t.get("name")), shape, dtype, quant, kind);
     }
 
-    private static String shapeString(int[] shape) {
+    static String shapeString(int[] shape) {
         StringBuilder sb = new StringBuilder("[");
         for (int i = 0; i < shape.length; i++) {
             if (i > 0) {

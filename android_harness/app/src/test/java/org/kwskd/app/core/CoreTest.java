@@ -161,6 +161,14 @@ public class CoreTest {
         assertEquals(250, d.hopMs);
         assertEquals(3, d.smoothingWindows);
         assertFalse(d.useGpu);
+        assertEquals(500, d.suppressionMs);
+        assertEquals(0, new StreamOptions(250, 3, 0.5, 1, false, 0).suppressionMs);
+        try {
+            new StreamOptions(250, 3, 0.5, 1, false, -1);
+            fail("accepted a negative suppression");
+        } catch (IllegalArgumentException expected) {
+            assertTrue(expected.getMessage().contains("suppression_ms"));
+        }
         int[][] bad = {{0, 3, 1}, {250, 0, 1}, {250, 3, 0}};
         for (int[] b : bad) {
             try {
@@ -182,8 +190,126 @@ public class CoreTest {
     public void latencyLineHasTheFieldsTheHarnessParses() {
         HopResult r = new HopResult(12, 20000, null, null, null, null,
                 new Decision(2, "turn on", 0.91234, true), 1834567);
-        assertEquals("hop=12 latency_us=1834 label=turn_on confidence=0.9123 detected=true delegate=xnnpack",
+        assertEquals("hop=12 latency_us=1834 label=turn_on confidence=0.9123 detected=true delegate=xnnpack announced=false",
                 LatencyLog.format(r, "xnnpack"));
+        HopResult a = new HopResult(3, 960, null, null, null, null, new Decision(1, "yes", 0.8, true), 2000, true, null, null);
+        assertTrue(LatencyLog.format(a, "gpu").endsWith(" delegate=gpu announced=true"));
         assertEquals("KwsKdLatency", LatencyLog.TAG);
+    }
+
+    @Test
+    public void announcerFiresOncePerOnsetOutsideTheSuppressionTime() {
+        Announcer a = new Announcer(0.5);
+        // t, index, detected -> fires
+        Object[][] steps = {
+            {0.1, 2, false, false}, {0.2, 2, true, true}, {0.3, 2, true, false}, // onset, then held
+            {0.4, 3, true, false}, // another label's onset 0.2 s later: suppressed, and dropped for good
+            {0.5, 3, true, false}, {0.8, 3, true, false}, // still held: never fires late
+            {0.9, 3, false, false}, {1.0, 3, true, true}, // a new onset 0.8 s after the last announcement
+            {1.1, 2, true, false}, {1.5, 2, false, false}, {1.6, 1, true, true}};
+        for (Object[] st : steps) {
+            assertEquals("t=" + st[0], st[3], a.push((Double) st[0], (Integer) st[1], (Boolean) st[2]));
+        }
+        // exactly the suppression time apart fires (1e-9 tolerance for hop times like 0.1 * k)
+        Announcer b = new Announcer(0.3);
+        assertTrue(b.push(0.1, 1, true));
+        assertFalse(b.push(0.2, 1, false));
+        assertTrue(b.push(0.1 * 4, 1, true)); // 0.4 - 0.1 = 0.30000000000000004 >= 0.3 - 1e-9
+        assertArrayEquals(new int[] {0, 2}, Announcer.detectionEvents(new double[] {0.1, 0.2, 0.4}, new int[] {1, 1, 1},
+                new boolean[] {true, false, true}, 0.3));
+        assertArrayEquals(new int[] {0, 2}, Announcer.detectionEvents(new double[] {1, 2, 3}, new int[] {1, 2, 1},
+                new boolean[] {true, false, true}, 0));
+        try {
+            new Announcer(-1);
+            fail("negative suppression accepted");
+        } catch (IllegalArgumentException expected) {
+            assertTrue(expected.getMessage().contains("suppression"));
+        }
+    }
+
+    private static final String STREAM_JSON = "{\"format\": \"kws-kd-tflite\", \"version\": 1, \"labels\": [\"_silence_\", \"yes\"],"
+            + " \"sample_rate\": 1000, \"input_samples\": 0,"
+            + " \"input\": {\"name\": \"audio\", \"shape\": [1, 2], \"dtype\": \"float32\"},"
+            + " \"output\": {\"name\": \"output_0\", \"shape\": [1, 2], \"dtype\": \"float32\", \"kind\": \"logits\"},"
+            + " \"streaming\": {\"hop_samples\": 2, \"window_samples\": 3, \"states\": {\"c\": [2], \"h\": [1]},"
+            + " \"warmup_frames\": 1, \"recurrent\": [\"h\"], \"tensors\": {"
+            + " \"inputs\": {\"audio\": {\"shape\": [1, 2], \"dtype\": \"float32\"}, \"tail\": {\"shape\": [1, 1], \"dtype\": \"float32\"},"
+            + " \"c\": {\"shape\": [1, 2], \"dtype\": \"int8\", \"quantization\": {\"scale\": 0.1, \"zero_point\": 5}},"
+            + " \"h\": {\"shape\": [1, 1], \"dtype\": \"float32\"}},"
+            + " \"outputs\": {\"logits\": {\"name\": \"output_0\", \"shape\": [1, 2], \"dtype\": \"float32\"},"
+            + " \"tail_out\": {\"name\": \"output_1\", \"shape\": [1, 1], \"dtype\": \"float32\"},"
+            + " \"c_out\": {\"name\": \"output_2\", \"shape\": [1, 2], \"dtype\": \"int8\", \"quantization\": {\"scale\": 0.25, \"zero_point\": -3}},"
+            + " \"h_out\": {\"name\": \"output_3\", \"shape\": [1, 1], \"dtype\": \"float32\"}}}}}";
+
+    @Test
+    public void streamingStateCarriesOutputsToInputsAndHoldsRecurrentStatesDuringWarmup() throws Exception {
+        Sidecar sc = Sidecar.parse(STREAM_JSON, "s.json");
+        StreamingState st = new StreamingState(sc.streaming);
+        TensorData[] in = st.inputs(new short[] {16384, -32768});
+        assertArrayEquals(new float[] {0.5f, -1f}, in[0].floats, 0f);
+        assertArrayEquals(new float[] {0f}, in[1].floats, 0f); // zero tail at the start
+        assertArrayEquals(new byte[] {5, 5}, in[2].bytes); // int8 zero is the zero point
+        assertArrayEquals(new float[] {0f}, in[3].floats, 0f);
+        // call 1 (inside the warm-up): c is carried, h is held at zero
+        st.absorb(new TensorData[] {TensorData.ofFloats(new float[] {1, 2}), TensorData.ofFloats(new float[] {-1f}),
+                TensorData.ofInt8(new byte[] {-3 + 7, 127}), TensorData.ofFloats(new float[] {0.75f})});
+        assertEquals(1, st.calls());
+        assertArrayEquals(new float[] {-1f}, st.tail(), 0f);
+        assertArrayEquals(new float[] {1.75f, 32.5f}, st.state(0), 0f); // (q - (-3)) * 0.25 in float
+        assertArrayEquals(new float[] {0f}, st.state(1), 0f);
+        in = st.inputs(new short[] {0, 1});
+        assertArrayEquals(new float[] {-1f}, in[1].floats, 0f);
+        // 1.75 / 0.1 = 17.5 -> 18 (half away from zero) + 5; 32.5 / 0.1 + 5 clamps at 127
+        assertArrayEquals(new byte[] {23, 127}, in[2].bytes);
+        // call 2 (after the warm-up): h is carried
+        st.absorb(new TensorData[] {TensorData.ofFloats(new float[] {1, 2}), TensorData.ofFloats(new float[] {0.5f}),
+                TensorData.ofInt8(new byte[] {-128, -3}), TensorData.ofFloats(new float[] {0.75f})});
+        assertArrayEquals(new float[] {0.75f}, st.state(1), 0f);
+        in = st.inputs(new short[] {0, 1});
+        assertArrayEquals(new byte[] {-128, 5}, in[2].bytes); // (-125 * 0.25) / 0.1 + 5 = -307.5 clamps
+        assertArrayEquals(new float[] {0.75f}, in[3].floats, 0f);
+        st.reset();
+        assertEquals(0, st.calls());
+        assertArrayEquals(new byte[] {5, 5}, st.inputs(new short[] {0, 0})[2].bytes);
+        try {
+            st.absorb(new TensorData[] {TensorData.ofFloats(new float[] {1, 2})});
+            fail("accepted one output tensor");
+        } catch (IllegalStateException expected) {
+            assertTrue(expected.getMessage().contains("expects 4"));
+        }
+    }
+
+    @Test
+    public void int8CarryIsFloat32DequantizeThenDoubleRequantize() {
+        // independent arithmetic: BigDecimal on the float32 product, half-up rounding of |x| (away from zero)
+        TensorSpec out = new TensorSpec("o", new int[] {1, 256}, "int8", new Quantization(0.006639713887125254, 73), "logits");
+        TensorSpec in = new TensorSpec("i", new int[] {1, 256}, "int8", new Quantization(0.00661920290440321, 73), "logits");
+        byte[] q = new byte[256];
+        for (int i = 0; i < 256; i++) {
+            q[i] = (byte) (i - 128);
+        }
+        float[] v = StreamingState.carriedValue(TensorData.ofInt8(q), out);
+        byte[] back = StreamingState.toInput(v, in).bytes;
+        for (int i = 0; i < 256; i++) {
+            float want = (float) (q[i] - 73) * (float) out.quantization.scale;
+            assertEquals(want, v[i], 0f);
+            java.math.BigDecimal x = new java.math.BigDecimal((double) v[i] / in.quantization.scale)
+                    .setScale(0, java.math.RoundingMode.HALF_UP);
+            assertEquals(Math.max(-128, Math.min(127, x.longValue() + 73)), back[i]);
+        }
+    }
+
+    @Test
+    public void wholeClipModelCannotRunAStreamingFile() throws Exception {
+        Sidecar sc = Sidecar.parse(STREAM_JSON, "s.json");
+        KeywordStream stream = new KeywordStream(sc, x -> x, StreamOptions.defaults(), () -> 0);
+        assertEquals(2, stream.hopSamples());
+        assertEquals(0, stream.feed(new short[] {1}).size());
+        try {
+            stream.feed(new short[] {1});
+            fail("ran a streaming file through Model.run");
+        } catch (UnsupportedOperationException expected) {
+            assertTrue(expected.getMessage().contains("streaming"));
+        }
     }
 }

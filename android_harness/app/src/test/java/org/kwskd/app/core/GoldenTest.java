@@ -2,6 +2,7 @@ package org.kwskd.app.core;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 
 import java.util.ArrayList;
@@ -85,7 +86,8 @@ public class GoldenTest {
         Sidecar sc = Sidecar.parse(Resources.text("/golden/" + name), name);
         ReplayModel model = new ReplayModel(c, sc.inputSamples, sc.output.isInt8());
         StreamOptions opts = new StreamOptions((int) (long) (Long) c.get("hop_ms"),
-                (int) (long) (Long) c.get("smoothing_windows"), ((Number) c.get("threshold")).doubleValue(), 1, false);
+                (int) (long) (Long) c.get("smoothing_windows"), ((Number) c.get("threshold")).doubleValue(), 1, false,
+                (int) (long) (Long) c.get("suppression_ms"));
         long[] now = {0};
         KeywordStream stream = new KeywordStream(sc, model, opts, () -> now[0] += 1000);
         short[] pcm = pcm(g);
@@ -115,6 +117,8 @@ public class GoldenTest {
             assertEquals(where, h.get("label"), r.decision.label);
             assertEquals(where, ((Number) h.get("confidence")).doubleValue(), r.decision.confidence, TOL);
             assertEquals(where, h.get("detected"), r.decision.detected);
+            assertEquals(where + " announced", h.get("announced"), r.announced);
+            assertNull(where + " whole-clip: no frame tensors", r.frameInputs);
             assertEquals(where + " latency from the fake clock", 1000L, r.latencyNanos);
         }
     }
@@ -175,5 +179,12 @@ public class GoldenTest {
             }
         }
         assertTrue(sawInt8 && sawMulti && sawDetected && sawNotDetected);
+        for (Object o : Resources.list(g.get("cases"))) { // every case announces its first detection
+            boolean announced = false;
+            for (Object h : Resources.list(Resources.map(o).get("hops"))) {
+                announced |= (Boolean) Resources.map(h).get("announced");
+            }
+            assertTrue(announced);
+        }
     }
 }
