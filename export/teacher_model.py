@@ -17,6 +17,7 @@ import copy
 import hashlib
 import json
 import math
+import types
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +65,16 @@ def _named_config(name: str) -> Wav2Vec2Config:
             hidden_dropout=0.1, attention_dropout=0.1, activation_dropout=0.0, feat_proj_dropout=0.0,
             final_dropout=0.1, **common,
         )
+    if name == "small-cpu-fast":
+        # small-cpu with a cheaper conv feature encoder: 5 layers instead of 7, strides
+        # (10,4,2,2,2) instead of (5,2,2,2,2,2,2). Same total stride 320 (50 frames/s) and a
+        # receptive field of 360 samples, so 1 s still gives 49 frames and 8 s 399; the first
+        # layer's output (group-normed, the largest activation) is half as long. Transformer,
+        # head and dropouts as in small-cpu. See benchmarks/teacher_finetune.py for its cost.
+        cfg = _named_config("small-cpu")
+        cfg.conv_dim, cfg.conv_kernel, cfg.conv_stride = (32, 64, 64, 64, 64), (10, 4, 3, 2, 2), (10, 4, 2, 2, 2)
+        cfg.num_feat_extract_layers = len(cfg.conv_dim)
+        return cfg
     if name == "xlsr-300m-shape":
         # Random weights in the shape of wav2vec2-xls-r-300m, for benchmarks.
         return Wav2Vec2Config(
@@ -74,7 +85,29 @@ def _named_config(name: str) -> Wav2Vec2Config:
     raise KwsKdError(f"unknown teacher config {name!r}; expected one of {', '.join(NAMED_CONFIGS)} or a local checkpoint folder")
 
 
-NAMED_CONFIGS = ("tiny", "small-cpu", "xlsr-300m-shape")
+NAMED_CONFIGS = ("tiny", "small-cpu", "small-cpu-fast", "xlsr-300m-shape")
+
+# What makes two teachers "the same shape": a state dict of one loads into the other.
+SHAPE_KEYS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "conv_dim", "conv_kernel",
+    "conv_stride", "conv_bias", "feat_extract_norm", "do_stable_layer_norm", "num_conv_pos_embeddings",
+    "num_conv_pos_embedding_groups",
+)
+
+
+def config_shape(cfg: Wav2Vec2Config | dict) -> dict:
+    """The SHAPE_KEYS of a config (object or config.json dict), tuples as lists."""
+    get = cfg.get if isinstance(cfg, dict) else (lambda k, d=None: getattr(cfg, k, d))
+    out = {}
+    for k in SHAPE_KEYS:
+        v = get(k, None)
+        out[k] = list(v) if isinstance(v, (list, tuple)) else v
+    return out
+
+
+def named_config(name: str) -> Wav2Vec2Config:
+    """A copy of a built-in config (see NAMED_CONFIGS)."""
+    return _named_config(name)
 
 
 @dataclass
@@ -114,6 +147,23 @@ class FeatureMask(nn.Module):
         return hidden * keep.to(hidden.device, hidden.dtype)[:, None, :]
 
 
+def _float32_under_autocast(module: nn.Module, hidden_states: Tensor) -> Tensor:
+    """The positional conv embedding's forward, always in float32.
+
+    Under CPU bfloat16 autocast the grouped conv (16 groups, kernel 64 in small-cpu) goes to a
+    oneDNN AMX bf16 kernel that returns wrong values on this machine (torch 2.13: relative error
+    ~1.1 against float32 for groups 16 and even kernels >= 8; correct with oneDNN off or in
+    float32; cf. pytorch/pytorch#169688 for another oneDNN bf16 conv bug). It is a few per cent of
+    the compute, so it simply runs in float32. Bound per instance (types.MethodType), so deepcopy
+    rebinds it to the copy.
+    """
+    device = hidden_states.device.type
+    if torch.is_autocast_enabled(device):
+        with torch.autocast(device, enabled=False):
+            return type(module).forward(module, hidden_states.float())
+    return type(module).forward(module, hidden_states)
+
+
 class TeacherClassifier(nn.Module):
     """wav2vec 2.0 + Linear head on c_1 ("first") or on the masked mean ("mean")."""
 
@@ -134,6 +184,9 @@ class TeacherClassifier(nn.Module):
         self.head = nn.Linear(cfg.hidden_size, len(self.labels))
         self.spec_augment = FeatureMask()
         wav2vec2.feature_projection.register_forward_hook(self._augment_hook)
+        pos = getattr(wav2vec2.encoder, "pos_conv_embed", None)
+        if pos is not None:
+            pos.forward = types.MethodType(_float32_under_autocast, pos)
         self._force_eager()
 
     # -- geometry ---------------------------------------------------------------
@@ -280,23 +333,32 @@ def build_teacher(source: str | Wav2Vec2Config, labels: list[str], *, pooling: s
     return TeacherClassifier(backbone, labels, pooling=pooling, multi_label=multi_label, source=name)
 
 
-def save_teacher(model: TeacherClassifier, directory: str | Path, extra: dict | None = None) -> None:
+def save_teacher(model: TeacherClassifier, directory: str | Path, extra: dict | None = None, *,
+                 dtype: torch.dtype | None = None) -> None:
     """Write `save_pretrained` safetensors + config.json, the head, and teacher.json, atomically.
 
     The folder is itself a valid HF wav2vec 2.0 checkpoint, so it can seed another fine-tune.
+    `dtype=torch.float16` stores the weights in half precision (shipping: half the size);
+    `load_teacher` always returns a float32 model.
     """
     from safetensors.torch import save_file
 
     model = getattr(model, "module", model)  # unwrap DDP
     meta = model.describe()
+    if dtype is not None:
+        meta["weights_dtype"] = str(dtype).replace("torch.", "")
     if extra:
         meta.update(extra)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    backbone, head = model.wav2vec2, model.head.state_dict()
+    if dtype is not None:
+        backbone = copy.deepcopy(backbone).to(dtype)
+        head = {k: v.to(dtype) for k, v in head.items()}
     with atomic_dir(directory, overwrite=True) as tmp:
-        model.wav2vec2.save_pretrained(str(tmp), safe_serialization=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}, str(tmp / HEAD_FILE))
+        backbone.save_pretrained(str(tmp), safe_serialization=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in head.items()}, str(tmp / HEAD_FILE))
         (tmp / TEACHER_JSON).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -320,8 +382,9 @@ def load_teacher(directory: str | Path) -> TeacherClassifier:
     model = TeacherClassifier(backbone, meta["labels"], pooling=meta.get("pooling", "first"),
                               multi_label=bool(meta.get("multi_label", False)), source=meta.get("source", ""))
     head = load_file(str(directory / HEAD_FILE))
+    model.float()  # a shipped folder holds float16 weights; the teacher always computes in float32
     try:
-        model.head.load_state_dict(head)
+        model.head.load_state_dict({k: v.float() for k, v in head.items()})
     except RuntimeError as exc:
         raise KwsKdError(f"{directory / HEAD_FILE}: does not match {TEACHER_JSON} ({str(exc).splitlines()[0]})") from None
     return model.eval()

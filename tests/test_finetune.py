@@ -80,6 +80,10 @@ def test_finetune_keeps_best_and_resume_matches_an_unbroken_run(data, tmp_path):
     assert state["step"] == 2
     resumed = finetune(_opts(data, tmp_path / "resumed", test=False))
     assert resumed["steps"] == 4
+    # the same best score at the same step as the unbroken run (the interruption-at-a-signal case,
+    # with the same --max-steps throughout, is in test_teacher_curriculum.py)
+    assert resumed["best_step"] == full["best_step"]
+    assert resumed["best_val_metric"] == full["best_val_metric"]
     hist_res = _history(tmp_path / "resumed")
     assert [int(r["step"]) for r in hist_res] == [1, 2, 3, 4]
     for a, b in zip(hist_full, hist_res):
