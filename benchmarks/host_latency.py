@@ -61,11 +61,11 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
     import keras
 
     from kws_kd.errors import KwsKdError
-    from kws_kd.features import dynamic_range_safe
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
     from kws_kd.students.attention import strip
     from kws_kd.students.macs import model_macs
     from kws_kd.students.registry import build_student
-    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
 
     streaming_modes = [m for m in modes if m.endswith(STREAMING)]
     modes = [m for m in modes if not m.endswith(STREAMING)]
