@@ -402,7 +402,7 @@ def test_real_streaming_file_app_mirror_equals_streaming_tflite(real_files, key,
     from ai_edge_litert.interpreter import Interpreter
 
     import kws_kd.tflite.streaming as streaming
-    from kws_kd.stream_eval import tflite_scorer
+    from kws_kd.stream_scorers import tflite_scorer
 
     class Recording(streaming.StreamingTFLite):
         """StreamingTFLite recording every feed it hands LiteRT."""

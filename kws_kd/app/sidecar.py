@@ -268,6 +268,9 @@ def load_sidecar(path: str | Path) -> Sidecar:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise _fail(str(path), "cannot read sidecar: missing (every kws-kd .tflite needs its sidecar JSON beside it; "
+                               "re-run kws-kd export)") from None
     except OSError as exc:
         raise _fail(str(path), f"cannot read sidecar ({exc.strerror or exc})") from None
     return parse_sidecar(text, str(path))
