@@ -16,16 +16,10 @@ from pathlib import Path
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.errors import KwsKdError
-from kws_kd.experiment import (
-    ExperimentOptions,
-    noisy_data,
-    student_run,
-    teacher_folder,
-    teacher_latency,
-    teacher_metrics,
-    teacher_store,
-    train_ahead,
-)
+from kws_kd.experiment import ExperimentOptions, noisy_data, teacher_folder, teacher_latency, teacher_metrics, teacher_store
+from kws_kd.graph_options import Precision
+from kws_kd.options import like, option
+from kws_kd.student_stages import student_run, train_ahead
 from kws_kd.stages import StageRunner
 
 
@@ -33,25 +27,24 @@ from kws_kd.stages import StageRunner
 class DemoOptions(ExperimentOptions):
     """The demo's options: an experiment plus where it goes and which students it trains."""
 
-    out: str = "kws-kd-demo"
+    out: str = option("kws-kd-demo", "folder for everything the demo makes")
     # CRNN ships as a streaming int8 file (one 20 ms frame per call); an unrolled 8 s
-    # Att-RNN took ~12 min per run to convert and check, which broke the 20-minute budget,
-    # and LSTM-P stays at chance after 200 steps at 8 s (docs/RESULTS.md).
-    students: tuple[str, ...] = ("crnn", "tc_resnet")
+    # Att-RNN took ~12 min per run to convert and check, which broke the 20-minute budget.
+    students: list[str] = option(["crnn", "tc_resnet"], "students to train (see `kws-kd models`)")
     # Rollout of every layer but the lowest: the shipped CPU teacher's lowest layer is near
     # chance and dilutes the paper's full rollout (benchmarks/teacher_attention.py, docs/rollout.md).
-    rollout_layers: str = "1:"
+    rollout_layers: str = like(ExperimentOptions, "rollout_layers", "1:")
     # From benchmarks/learning_curves.py (docs/learning_curves.md): warm-started 8 s runs are at
     # 0.61-0.63 validation accuracy after 500 of 1,500 steps (from scratch: 0.19-0.35), so the demo
     # pre-trains each student on clean 1 s keywords and trains 600 steps at 8 s, in bfloat16
     # (validation 0.707 vs 0.682 in float32 for TC-ResNet, one seed).
-    steps: int = 600
-    eval_every: int = 100
-    pretrain_steps: int = 1000
-    precision: str = "mixed_bfloat16"
-    calibration_clips: int = 50
-    workers: int = 2  # training runs side by side, one core each (kws_kd.parallel)
-    quick: bool = False
+    steps: int = like(ExperimentOptions, "steps", 600)
+    eval_every: int = like(ExperimentOptions, "eval_every", 100)
+    pretrain_steps: int = like(ExperimentOptions, "pretrain_steps", 1000)
+    precision: Precision = like(ExperimentOptions, "precision", "mixed_bfloat16")
+    calibration_clips: int = like(ExperimentOptions, "calibration_clips", 50)
+    workers: int = option(2, "training runs side by side, one core each (kws_kd.parallel)", minimum=1)
+    quick: bool = option(False, "<= 3-minute smoke version (tiny data, 2 s clips, TC-ResNet, few steps)")
 
     @classmethod
     def quick_defaults(cls, **overrides) -> "DemoOptions":
@@ -59,7 +52,7 @@ class DemoOptions(ExperimentOptions):
         base = dict(
             seconds=2.0, steps=8, batch_size=16, eval_every=8, max_clips_per_label=4, babble_files=2,
             synth_per_word=3, bench_runs=5, teacher_bench_runs=2, calibration_clips=8, teacher_minutes=1.0,
-            students=("tc_resnet",), pretrain_steps=4, pretrain_batch_size=16, quick=True,
+            students=["tc_resnet"], pretrain_steps=4, pretrain_batch_size=16, quick=True,
         )
         base.update(overrides)
         return cls(**base)

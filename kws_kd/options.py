@@ -106,8 +106,14 @@ def _json_dict(text: str) -> dict:
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: tuple[str, ...] | None = None,
-                  exclude: tuple[str, ...] = ()) -> None:
-    """Add one flag per CLI field of `cls` (all, or `only` those), in field order."""
+                  exclude: tuple[str, ...] = (), defaults: dict[str, Any] | None = None) -> None:
+    """Add one flag per CLI field of `cls` (all, or `only` those), in field order.
+
+    `defaults` gives this command's own default for some fields (shown in
+    --help and set on the namespace); the others leave unset flags out of the
+    namespace, so the dataclass default applies.
+    """
+    defaults = defaults or {}
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         meta = _meta(f)
@@ -127,15 +133,23 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: tuple[str
         if choices_of(tp):
             kw["choices"] = list(choices_of(tp))
         elif get_origin(tp) is list:
-            kw.update(type=_float_list, nargs="+", metavar=meta["metavar"] or "X")
+            item = get_args(tp)[0] if get_args(tp) else str
+            kw.update(type=_float_list if item is float else item, nargs="+", metavar=meta["metavar"] or
+                      ("X" if item is float else item.__name__.upper()))
         elif tp is dict or get_origin(tp) is dict:
             kw.update(type=_json_dict, metavar=meta["metavar"] or "JSON")
         else:
             kw["type"] = tp
             if meta["metavar"]:
                 kw["metavar"] = meta["metavar"]
-        if required:
+        if f.name in defaults:
+            default = defaults[f.name]
+        if required and f.name not in defaults:
             kw.update(required=True, default=argparse.SUPPRESS)
+        elif f.name in defaults:
+            kw["default"] = default
+            if default is not None:
+                kw["help"] = f"{meta['help']} (default: {_show(default)})"
         else:
             kw["default"] = argparse.SUPPRESS  # unset flags keep the dataclass default
             if default is not None and default != [] and default != {}:
@@ -144,7 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: tuple[str
 
 
 def _show(value) -> str:
-    return ",".join(f"{v:g}" for v in value) if isinstance(value, (list, tuple)) else str(value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    return str(value)
 
 
 def from_namespace(cls: type, args: argparse.Namespace, **extra):
@@ -155,7 +171,8 @@ def from_namespace(cls: type, args: argparse.Namespace, **extra):
             values[f.name] = extra[f.name]
         elif hasattr(args, f.name):
             value = getattr(args, f.name)
-            if get_origin(_strip_optional(_hints(cls)[f.name])[0]) is list and value is not None:
+            tp = _strip_optional(_hints(cls)[f.name])[0]
+            if get_origin(tp) is list and get_args(tp) == (float,) and value is not None:  # "0.1,0.01" or "0.1 0.01"
                 value = [x for part in value for x in (part if isinstance(part, list) else [part])]
             values[f.name] = value
     return check(cls(**values))
