@@ -36,7 +36,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
-CONV_STUDENTS = ("tc_resnet", "crnn", "att_rnn", "mhatt_rnn")  # students with conv layers
 SR = 16000
 STREAMING = "-streaming"
 

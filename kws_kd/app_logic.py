@@ -43,63 +43,10 @@ schedule, streaming state, `KeywordStream`).
 """
 
 
-from kws_kd.app.decoding import (
-    DEFAULT_SMOOTHING_WINDOWS,
-    DEFAULT_SUPPRESSION_S,
-    DEFAULT_THRESHOLD,
-    Announcer,
-    Decision,
-    PosteriorSmoother,
-    decode,
-    decode_batch,
-    detection_events,
-    is_filler,
-)
-from kws_kd.app.sidecar import (
-    SIDECAR_FORMAT,
-    SIDECAR_VERSION,
-    Quantization,
-    Sidecar,
-    StateSpec,
-    StreamingSpec,
-    TensorSpec,
-    load_sidecar,
-    parse_sidecar,
-    sidecar_path_for,
-)
-from kws_kd.app.stream import (
-    DEFAULT_HOP_MS,
-    FrameModel,
-    HopResult,
-    HopScheduler,
-    KeywordStream,
-    Model,
-    RingBuffer,
-    StreamingState,
-    hop_samples,
-    signature_runner_model,
-)
-from kws_kd.app.tensors import (
-    PCM_SCALE,
-    carried_input,
-    carried_value,
-    dequantize_output,
-    pcm_to_float,
-    posteriors,
-    prepare_input,
-    quantize_pcm,
-    quantize_real,
-    round_half_away,
-    sigmoid,
-    softmax,
-)
+from kws_kd.app import decoding, sidecar, stream, tensors
+from kws_kd.app.decoding import *  # noqa: F403 - the public names of each part
+from kws_kd.app.sidecar import *  # noqa: F403
+from kws_kd.app.stream import *  # noqa: F403
+from kws_kd.app.tensors import *  # noqa: F403
 
-__all__ = [
-    "DEFAULT_HOP_MS", "DEFAULT_SMOOTHING_WINDOWS", "DEFAULT_SUPPRESSION_S", "DEFAULT_THRESHOLD", "PCM_SCALE",
-    "SIDECAR_FORMAT", "SIDECAR_VERSION", "Announcer", "Decision", "FrameModel", "HopResult", "HopScheduler",
-    "KeywordStream", "Model", "PosteriorSmoother", "Quantization", "RingBuffer", "Sidecar", "StateSpec",
-    "StreamingSpec", "StreamingState", "TensorSpec", "carried_input", "carried_value", "decode", "decode_batch",
-    "dequantize_output", "detection_events", "hop_samples", "is_filler", "load_sidecar", "parse_sidecar",
-    "pcm_to_float", "posteriors", "prepare_input", "quantize_pcm", "quantize_real", "round_half_away", "sigmoid",
-    "sidecar_path_for", "signature_runner_model", "softmax",
-]
+__all__ = [*decoding.__all__, *sidecar.__all__, *stream.__all__, *tensors.__all__]

@@ -10,6 +10,11 @@ import numpy as np
 
 from kws_kd.errors import KwsKdError
 
+__all__ = [
+    "DEFAULT_SMOOTHING_WINDOWS", "DEFAULT_SUPPRESSION_S", "DEFAULT_THRESHOLD", "Announcer", "Decision",
+    "PosteriorSmoother", "decode", "decode_batch", "detection_events", "is_filler",
+]
+
 DEFAULT_SMOOTHING_WINDOWS = 3
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_SUPPRESSION_S = 0.5

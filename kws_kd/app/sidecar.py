@@ -17,6 +17,11 @@ import numpy as np
 
 from kws_kd.errors import KwsKdError
 
+__all__ = [
+    "SIDECAR_FORMAT", "SIDECAR_VERSION", "Quantization", "Sidecar", "StateSpec", "StreamingSpec", "TensorSpec",
+    "load_sidecar", "parse_sidecar", "sidecar_path_for",
+]
+
 SIDECAR_FORMAT = "kws-kd-tflite"
 SIDECAR_VERSION = 1
 

@@ -20,6 +20,11 @@ from kws_kd.app.sidecar import Sidecar, StreamingSpec
 from kws_kd.app.tensors import carried_input, carried_value, posteriors, prepare_input
 from kws_kd.errors import KwsKdError
 
+__all__ = [
+    "DEFAULT_HOP_MS", "FrameModel", "HopResult", "HopScheduler", "KeywordStream", "Model", "RingBuffer",
+    "StreamingState", "hop_samples", "signature_runner_model",
+]
+
 DEFAULT_HOP_MS = 250
 
 

@@ -84,7 +84,7 @@ class StudentSpec:
     config, mfcc)` builds one 20 ms frame of the graph from the frame's MFCCs
     [1, 1, coeffs] (`kws_kd.tflite.streaming`); a student without one says why
     in `not_streamable`. `default_optimizer` is the paper recipe's optimizer
-    (one of `kws_kd.train.OPTIMIZERS`), `short_run_config` the student-config overrides of a
+    (one of `kws_kd.train_options.Optimizer`), `short_run_config` the student-config overrides of a
     CPU-scale run of a few hundred steps (`kws_kd.experiment.training_recipe`).
     """
 
