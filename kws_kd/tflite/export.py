@@ -58,7 +58,7 @@ def export_run(
     from kws_kd.tflite.clips import load_clips
     from kws_kd.tflite.convert import convert_model
     from kws_kd.tflite.sidecar import build_sidecar, sidecar_path, write_sidecar
-    from kws_kd.tflite.verify import format_report, verify_tflite
+    from kws_kd.tflite.verify import check_bounds, format_report, verify_tflite
 
     if quantize not in MODES:
         raise KwsKdError(f"unknown --quantize {quantize!r} (choose from {', '.join(MODES)})")
@@ -108,6 +108,7 @@ def export_run(
                                        runner=stream_runner)
                 report["split"] = split
                 log(format_report(report, str(out)))
+                check_bounds(report, quantize, label)
         else:
             log(f"note: dataset {run.config.data!r} not found; skipped the check on held-out clips")
         sidecar = build_sidecar(
