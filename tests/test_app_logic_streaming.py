@@ -42,7 +42,7 @@ def golden() -> dict:
 
 @pytest.fixture(scope="module")
 def make_golden():
-    spec = importlib.util.spec_from_file_location("make_golden", ROOT / "android_harness" / "make_golden.py")
+    spec = importlib.util.spec_from_file_location("golden_streaming", ROOT / "android_harness" / "golden_streaming.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
