@@ -308,16 +308,14 @@ INTERPOLATIONS = ("linear", "area")
 def interpolate_attention(vector: np.ndarray, length: int, method: str = "linear") -> np.ndarray:
     """Resample a frame-attention vector to `length` frames and renormalise it to sum 1 (float64).
 
-    This is how a teacher vector (50 frames/s wav2vec 2.0) is mapped to a
-    student's n' frames, on both halves (the store, the distillation targets).
-    Frames are bins of equal duration covering the clip. `linear` (the paper's
-    "simple linear interpolation"): output bin j takes the linearly
-    interpolated value at its centre, (j + 0.5) / length of the clip, from the
-    input values at their centres (PyTorch's `interpolate(mode="linear",
-    align_corners=False)`). `area`: the cumulative mass is interpolated at the
-    output bin edges, so every input frame's mass lands in the output bins it
-    overlaps -- nothing is lost even when n' is much smaller than n. Negative
-    values are clipped to 0 before renormalising.
+    How a teacher vector (wav2vec 2.0, 50 frames/s) meets a student's n'
+    frames, on both halves (the store, the distillation targets). Frames are
+    equal bins over the clip. `linear` (the paper's "simple linear
+    interpolation"): output bin j takes the value interpolated at its centre
+    (j + 0.5) / length from the inputs at theirs (PyTorch's `interpolate(mode=
+    "linear", align_corners=False)`). `area`: the cumulative mass is
+    interpolated at the output bin edges, so every input frame's mass lands in
+    the bins it overlaps, even when n' << n. Negatives are clipped to 0.
 
     Edge case, one rule: when linear sampling leaves no positive mass (a sparse
     vector whose non-zero frames all fall between output centres), the vector
