@@ -35,6 +35,7 @@ from kws_kd.errors import KwsKdError
 from kws_kd.int8 import quantize
 from kws_kd.tflite.sidecar import read_sidecar, sidecar_path
 
+
 @dataclass(frozen=True)
 class StreamingLayout:
     """How to drive a streaming file; written into the sidecar."""
