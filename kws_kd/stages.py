@@ -48,6 +48,7 @@ class StageRunner:
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = log
         self.results: list[StageResult] = []
+        self._seen: dict[str, StageResult] = {}  # key -> result, so a stage many others need logs once
 
     def path_for(self, name: str, params: dict[str, Any], upstream: list[StageResult] | None = None) -> Path:
         """The folder a stage lives in (whether or not it has run)."""
@@ -69,6 +70,8 @@ class StageRunner:
         """
         upstream = upstream or []
         key = stage_key(name, params, upstream)
+        if key in self._seen:
+            return self._seen[key]
         path = self.path_for(name, params, upstream)
         marker = path / MARKER
         index = len(self.results) + 1
@@ -89,4 +92,5 @@ class StageRunner:
             result = StageResult(name, key, path, summary, cached=False, seconds=seconds)
             self.log(f"[{index}] {name}: done in {seconds:.1f} s")
         self.results.append(result)
+        self._seen[key] = result
         return result
