@@ -170,13 +170,14 @@ def findings(result: dict, args, lengths) -> list[str]:
 
 def recipe_text(opts: ExperimentOptions) -> str:
     """The optimizer / schedule the runs used, in words (kws_kd.experiment.training_recipe)."""
-    from kws_kd.experiment import SHORT_RUN_LEARNING_RATES, SHORT_RUN_STEPS, SHORT_RUN_STUDENT_CONFIG
+    from kws_kd.experiment import SHORT_RUN_LEARNING_RATES, SHORT_RUN_STEPS
+    from kws_kd.students.registry import STUDENTS
 
     if opts.learning_rates:
         return "Adam, piecewise " + ", ".join(f"{x:g}" for x in opts.learning_rates)
     if opts.steps >= SHORT_RUN_STEPS:
         return "the paper's per-student optimizer and schedule (kws_kd.train defaults)"
-    over = "; ".join(f"{m} {c}" for m, c in SHORT_RUN_STUDENT_CONFIG.items())
+    over = "; ".join(f"{name} {dict(spec.short_run_config)}" for name, spec in STUDENTS.items() if spec.short_run_config)
     return ("short-run recipe: Adam, piecewise " + ", ".join(f"{x:g}" for x in SHORT_RUN_LEARNING_RATES)
             + f" over equal thirds; config overrides: {over}")
 

@@ -81,11 +81,6 @@ class ExperimentOptions:
 #: Below this many steps a run uses the short-run recipe (`training_recipe`).
 SHORT_RUN_STEPS = 2000
 SHORT_RUN_LEARNING_RATES = (0.002, 0.002, 0.0005)
-#: TC-ResNet's paper BN momentum (0.997) needs thousands of steps before its moving
-#: statistics forget their initial values: after 200 steps 55 % of them is still the
-#: initial mean 0 / variance 1, and validation sits at chance (measured: 9.0 % test
-#: accuracy after 200 steps at 8 s, 27.5 % with 0.9 and Adam).
-SHORT_RUN_STUDENT_CONFIG = {"tc_resnet": {"bn_momentum": 0.9}}
 
 
 def training_recipe(opts: ExperimentOptions, model: str) -> dict:
@@ -94,11 +89,13 @@ def training_recipe(opts: ExperimentOptions, model: str) -> dict:
     Full-scale runs (>= SHORT_RUN_STEPS) get the paper's recipe: each student's
     default optimizer and schedule (kws_kd.train) and its paper config. A CPU-scale
     run of a few hundred steps gets Adam at 0.002 for two thirds of the run, then
-    0.0005, for every student, plus SHORT_RUN_STUDENT_CONFIG: the paper's four-step
+    0.0005, for every student, plus the student's `StudentSpec.short_run_config`: the paper's four-step
     schedule spends three quarters of a short run at <= 0.0005, and TC-ResNet's
     SGD at the Adam rates (what the demo did before) does not move at all.
     Explicit `learning_rates` always win (with Adam).
     """
+    from kws_kd.students.registry import get_spec
+
     short = opts.steps < SHORT_RUN_STEPS
     if opts.learning_rates is not None:
         lrs, optimizer = list(opts.learning_rates), "adam"
@@ -106,7 +103,7 @@ def training_recipe(opts: ExperimentOptions, model: str) -> dict:
         lrs, optimizer = list(SHORT_RUN_LEARNING_RATES), "adam"
     else:
         lrs, optimizer = None, None  # kws_kd.train's per-student defaults
-    config = dict(SHORT_RUN_STUDENT_CONFIG.get(model, {})) if short else {}
+    config = dict(get_spec(model).short_run_config) if short else {}
     config.update(opts.student_config)
     return {"optimizer": optimizer, "learning_rates": lrs, "student_config": config}
 

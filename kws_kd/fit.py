@@ -13,13 +13,26 @@ import math
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from kws_kd.errors import KwsKdError
-from kws_kd.run import CHECKPOINT_DIR, CONFIG_JSON, TENSORBOARD_DIR, TEST_METRICS, load_run, write_config, write_json
+from kws_kd.run import CHECKPOINT_DIR, CONFIG_JSON, TENSORBOARD_DIR, TEST_METRICS, Run, load_run, write_config, \
+    write_json
+
+
+@dataclass
+class TrainStats:
+    """What one `train` call did (the benchmarks read the timings)."""
+
+    run: Run
+    start_step: int
+    end_step: int
+    step_seconds: float = 0.0  # summed wall time of the steps after the first
+    first_step_seconds: float = 0.0  # the first step (graph tracing)
 
 
 def segments(start: int, steps: int, every: int) -> list[tuple[int, int, int]]:
@@ -49,7 +62,6 @@ def fit_run(prep, out: Path, *, on_step: Callable[[int], None] | None, progress:
     from kws_kd.optim import learning_rate_schedule, lr_at, make_optimizer, make_strategy
     from kws_kd.students.base import student_info
     from kws_kd.students.registry import build_student
-    from kws_kd.train import TrainStats
     from kws_kd.train_data import FeatureCaches, eval_dataset, train_stream, use_feature_cache
 
     cfg, loss = prep.config, prep.loss

@@ -168,13 +168,12 @@ def _ship(opts: ExperimentOptions, run_dir: Path, model: str, data: Path, folder
     """Export the run to int8 TFLite, evaluate it on the test split, time it with LiteRT."""
     from kws_kd.bench.host import host_latency
     from kws_kd.tflite.evaluate import evaluate_tflite
+    from kws_kd.students import get_spec
     from kws_kd.tflite.export import export_run
-
-    from kws_kd.tflite.streaming import STREAMABLE
 
     # A recurrence that can stream ships as a streaming file: one 20 ms frame of graph
     # instead of a 399-frame unrolled one (seconds to convert instead of minutes).
-    streaming = model in STREAMABLE
+    streaming = get_spec(model).streamable
     tflite = folder / f"{model}_int8{'_streaming' if streaming else ''}.tflite"
     export_run(run_dir, tflite, quantize="int8", calibration_clips=opts.calibration_clips,
                verify_clips=min(100, opts.calibration_clips), streaming=streaming)

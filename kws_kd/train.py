@@ -38,13 +38,12 @@ import numpy as np
 
 from kws_kd.distill import DistillLoss, teacher_attention_targets, teacher_logit_targets
 from kws_kd.errors import KwsKdError
+from kws_kd.fit import TrainStats, fit_run
 from kws_kd.options import check, config_fields
 from kws_kd.run import CHECKPOINT_DIR, CONFIG_JSON, TENSORBOARD_DIR, TEST_METRICS, Run, RunConfig, load_run, \
     read_config, student_config_dict, write_config, write_json
 from kws_kd.train_options import DEFAULT_LEARNING_RATES, TrainOptions
 
-#: kws_streaming trains TC-ResNet with SGD + momentum, the others with Adam.
-DEFAULT_OPTIMIZER = {"tc_resnet": "sgd"}
 MISSING_SHOWN = 5
 
 __all__ = ["TrainOptions", "Prepared", "TrainStats", "prepare", "train"]
@@ -87,7 +86,7 @@ def prepare(opts: TrainOptions) -> Prepared:
     clip_samples = int(round(clip_seconds * manifest.sample_rate))
     student_cfg = make_config(opts.model, {**(opts.student_config or {}), "spec_augment": bool(opts.spec_augment)})
     n_prime = attention_length(opts.model, clip_samples, student_cfg)
-    optimizer = opts.optimizer or DEFAULT_OPTIMIZER.get(opts.model, "adam")
+    optimizer = opts.optimizer or get_spec(opts.model).default_optimizer
 
     t_att = t_logits = None
     store_path = None
@@ -151,17 +150,6 @@ def _check_out_folder(out: Path, config: RunConfig) -> bool:
     return True
 
 
-@dataclass
-class TrainStats:
-    """What one `train` call did (the benchmarks read the timings)."""
-
-    run: Run
-    start_step: int
-    end_step: int
-    step_seconds: float = 0.0  # summed wall time of the steps after the first
-    first_step_seconds: float = 0.0  # the first step (graph tracing)
-
-
 def train(opts: TrainOptions, *, on_step: Callable[[int], None] | None = None, progress: bool = True,
           evaluate_test: bool = True) -> TrainStats:
     """Train (or resume) the run in `opts.out`. `on_step(step)` is called after every step (tests, benchmarks)."""
@@ -170,6 +158,4 @@ def train(opts: TrainOptions, *, on_step: Callable[[int], None] | None = None, p
     out = Path(opts.out)
     if not _check_out_folder(out, prep.config):
         write_config(out, prep.config)
-    from kws_kd.fit import fit_run
-
     return fit_run(prep, out, on_step=on_step, progress=progress, evaluate_test=evaluate_test)
