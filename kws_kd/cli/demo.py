@@ -13,7 +13,7 @@ from kws_kd.cli.common import add_command
 #: The experiment options a demo user sets from the command line (the rest keep the demo's defaults).
 FLAGS = ("out", "quick", "data", "noise", "shared_data", "seconds", "students", "kd_lambda", "steps", "batch_size",
          "pretrain_steps", "precision", "workers", "seed", "teacher", "train_teacher", "teacher_minutes",
-         "rollout_layers", "rollout_mode")
+         "rollout_layers", "rollout_mode", "stream_minutes")
 
 
 def register(subparsers) -> None:
