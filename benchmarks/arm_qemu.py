@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def render_markdown(rows: list[dict], latency_json: Path = REPO / "docs" / "latency.json") -> str:

@@ -39,8 +39,10 @@ def _source_manifest(tmp: Path, clips: int):
     from kws_kd.data.load import load_dataset
     from kws_kd.data.synth import build_synth
 
-    shared = Path(os.environ.get("KWS_KD_SHARED_DATA", ROOT.parent / "shared" / "data")) / "speech_commands_v0.02_test_subset"
-    if shared.is_dir():
+    from kws_kd.data.shared import find_shared_data
+
+    shared = find_shared_data()
+    if shared is not None:
         m, name = load_dataset(shared), "shared real subset"
     else:
         m, name = build_synth(tmp / "synth", per_word=max(4, clips // 35), progress=False), "espeak-ng synth"

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SR = 16000
 
 
@@ -55,10 +54,10 @@ def main(argv=None) -> int:
     import keras
 
     from kws_kd.atomic import atomic_write_text
-    from kws_kd.features import dynamic_range_safe
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
     from kws_kd.students.attention import strip
     from kws_kd.students.registry import build_student
-    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
     from kws_kd.tflite.sidecar import build_sidecar, write_sidecar, sidecar_path
     from kws_kd.tflite.streaming import convert_streaming
 

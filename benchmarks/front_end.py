@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 SR = 16000
 
 
@@ -111,9 +110,10 @@ def main(argv=None) -> int:
     import keras
 
     from kws_kd.atomic import atomic_write_text
+    from kws_kd.features import front_end_scopes, front_ends
     from kws_kd.students.attention import strip
     from kws_kd.students.registry import build_student
-    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
 
     forms = ["rfft2d", "matmul-dft n1=16", "matmul-dft n1=32 (shipped)", "dynamic-range form"]
     rows, start = [], time.monotonic()
@@ -131,7 +131,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         keras.utils.set_random_seed(0)
         model = strip(build_student("tc_resnet", 12, 8 * SR, for_export=True))
-        mfcc = next(layer for layer in model.layers if layer.name == front_end_scopes(model)[0])
+        mfcc = front_ends(model)[0]
         jobs = []
         for form in ("rfft2d", "matmul-dft n1=32 (shipped)"):
             if form == "rfft2d":

@@ -34,10 +34,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
-CONV_STUDENTS = ("tc_resnet", "crnn", "att_rnn", "mhatt_rnn")  # students with conv layers
 SR = 16000
 STREAMING = "-streaming"
 
@@ -61,11 +59,11 @@ def convert_students(names, seconds, modes, work: Path, log) -> dict:
     import keras
 
     from kws_kd.errors import KwsKdError
-    from kws_kd.features import dynamic_range_safe
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
     from kws_kd.students.attention import strip
     from kws_kd.students.macs import model_macs
     from kws_kd.students.registry import build_student
-    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
 
     streaming_modes = [m for m in modes if m.endswith(STREAMING)]
     modes = [m for m in modes if not m.endswith(STREAMING)]

@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from kws_kd.atomic import atomic_write_text
-    from kws_kd.experiment import ExperimentOptions, noisy_data, student_run, teacher_folder, teacher_store
+    from kws_kd.experiment import ExperimentOptions, noisy_data, teacher_folder, teacher_store
+    from kws_kd.student_stages import student_run
     from kws_kd.stages import StageRunner
 
     runner = StageRunner(Path(args.out) / "stages")

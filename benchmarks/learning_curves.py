@@ -1,6 +1,6 @@
 """Learning curves at 8 s: validation accuracy against steps, per student, vanilla and distilled, scratch and warm.
 
-Every curve is one cached experiment stage (`kws_kd.experiment.student_run`,
+Every curve is one cached experiment stage (`kws_kd.student_stages.student_run`,
 not exported), so an interrupted invocation resumes where it stopped and a
 rerun with more students reuses the finished ones. "warm" runs start from the
 student's shared pre-training on clean 1 s keywords (`pretrain_run`); vanilla
@@ -30,7 +30,8 @@ STYLE = {("scratch", 0.0): ("tab:gray", "--"), ("scratch", "kd"): ("tab:blue", "
 
 
 def run_curves(args) -> dict:
-    from kws_kd.experiment import ExperimentOptions, noisy_data, pretrain_run, student_run, teacher_folder, teacher_store
+    from kws_kd.experiment import ExperimentOptions, noisy_data, teacher_folder, teacher_store
+    from kws_kd.student_stages import pretrain_run, student_run
     from kws_kd.stages import StageRunner
 
     runner = StageRunner(Path(args.out) / "stages")

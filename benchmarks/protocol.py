@@ -7,6 +7,7 @@ mean ± std over seeds with the teacher row, as markdown + JSON + CSV.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import csv
 import io
 import json
@@ -19,57 +20,47 @@ import numpy as np
 
 from kws_kd.atomic import atomic_write_text
 from kws_kd.data.load import load_dataset
-from kws_kd.experiment import (DataRef, ExperimentOptions, pretrain_run, student_run, teacher_folder, teacher_metrics,
-                               teacher_store, train_ahead)
+from kws_kd.experiment import DataRef, ExperimentOptions, teacher_folder, teacher_metrics, teacher_store
+from kws_kd.student_stages import pretrain_run, student_run, train_ahead
+from kws_kd.options import add_arguments, from_namespace
 from kws_kd.stages import StageRunner
 
 ALL_STUDENTS = ("lstm_p", "tc_resnet", "crnn", "att_rnn", "mhatt_rnn")
 
 
-def add_grid_arguments(p: argparse.ArgumentParser, *, steps: int, batch_size: int, eval_every: int) -> None:
+#: ExperimentOptions fields a grid takes from the command line.
+GRID_FLAGS = ("steps", "batch_size", "eval_every", "teacher", "rollout_layers", "rollout_mode",
+              "max_clips_per_label", "learning_rates", "teacher_first_frame", "pretrain_steps",
+              "pretrain_batch_size", "precision")
+
+
+def add_grid_arguments(p: argparse.ArgumentParser, **defaults) -> None:
+    """The grid's own flags, plus `GRID_FLAGS` from `ExperimentOptions` (with this table's `defaults`)."""
     p.add_argument("--students", nargs="+", default=list(ALL_STUDENTS))
     p.add_argument("--lambdas", nargs="+", type=float, default=[0.0, 0.1, 0.25, 0.5])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--steps", type=int, default=steps, help="paper: 20000")
-    p.add_argument("--batch-size", type=int, default=batch_size, help="paper: 100")
-    p.add_argument("--eval-every", type=int, default=eval_every, help="paper: 400")
-    p.add_argument("--teacher", default=None, help="teacher folder (default: the shipped reference teacher)")
-    p.add_argument("--rollout-layers", default="all", help="teacher layers in the target")
-    p.add_argument("--rollout-mode", default="rollout", choices=("rollout", "last_layer"))
-    p.add_argument("--max-clips-per-label", type=int, default=None, help="subsample each split (smoke runs)")
-    p.add_argument("--learning-rates", type=float, nargs="+", default=None,
-                   help="Adam piecewise schedule for every student (default: kws_kd.experiment.training_recipe)")
-    p.add_argument("--teacher-first-frame", choices=("neighbour", "keep"), default="neighbour",
-                   help="teacher frame 0 (c_1's self-share) in the target: replaced by frame 1, or kept")
     p.add_argument("--notes", default=None, metavar="FILE.md",
                    help="markdown appended to the report under '## Notes' (a reading of the numbers)")
     p.add_argument("--long-only", nargs="*", default=[], metavar="STUDENT",
                    help="students trained only at the longest clip length (saves CPU)")
-    p.add_argument("--pretrain-steps", type=int, default=0,
-                   help="> 0: each student and seed first trains this many steps on the clean 1 s keywords, and "
-                        "every run of that student and seed starts from it (0: from scratch)")
-    p.add_argument("--pretrain-batch-size", type=int, default=64)
-    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
-                   help="training graph precision")
     p.add_argument("--workers", type=int, default=2, help="training runs side by side (kws_kd.parallel)")
+    add_arguments(p, ExperimentOptions, only=GRID_FLAGS, defaults=defaults)
+
+
+def grid_options(args: argparse.Namespace) -> ExperimentOptions:
+    """The experiment options of a grid invocation (clip length set per column by `run_grid`)."""
+    return from_namespace(ExperimentOptions, args)
 
 
 def run_grid(args: argparse.Namespace, lengths: list[float | None],
              make_data: Callable[[ExperimentOptions, StageRunner], DataRef]) -> dict:
     """Train every (length, student, lambda, seed); the teacher row per length comes from the store."""
     start = time.monotonic()
+    base = grid_options(args)
     runner = StageRunner(Path(args.out) / "stages")
     rows, teacher_rows, data, stage_seconds = [], {}, None, 0.0
     for seconds in lengths:
-        opts = ExperimentOptions(
-            data=getattr(args, "data", "auto"), noise=getattr(args, "noise", None), seconds=seconds or 0.0,
-            steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every, teacher=args.teacher,
-            rollout_layers=args.rollout_layers, rollout_mode=args.rollout_mode,
-            max_clips_per_label=args.max_clips_per_label, teacher_first_frame=args.teacher_first_frame,
-            learning_rates=tuple(args.learning_rates) if args.learning_rates else None,
-            pretrain_steps=args.pretrain_steps, pretrain_batch_size=args.pretrain_batch_size,
-            precision=args.precision,
-        )
+        opts = replace(base, seconds=seconds or 0.0)
         data = make_data(opts, runner)
         teacher, teacher_stages = teacher_folder(opts, runner, data)
         store, store_stage = teacher_store(opts, runner, data, teacher, teacher_stages)
@@ -177,21 +168,23 @@ def findings(result: dict, args, lengths) -> list[str]:
     return out
 
 
-def recipe_text(args) -> str:
+def recipe_text(opts: ExperimentOptions) -> str:
     """The optimizer / schedule the runs used, in words (kws_kd.experiment.training_recipe)."""
-    from kws_kd.experiment import SHORT_RUN_LEARNING_RATES, SHORT_RUN_STEPS, SHORT_RUN_STUDENT_CONFIG
+    from kws_kd.experiment import SHORT_RUN_LEARNING_RATES, SHORT_RUN_STEPS
+    from kws_kd.students.registry import STUDENTS
 
-    if args.learning_rates:
-        return "Adam, piecewise " + ", ".join(f"{x:g}" for x in args.learning_rates)
-    if args.steps >= SHORT_RUN_STEPS:
+    if opts.learning_rates:
+        return "Adam, piecewise " + ", ".join(f"{x:g}" for x in opts.learning_rates)
+    if opts.steps >= SHORT_RUN_STEPS:
         return "the paper's per-student optimizer and schedule (kws_kd.train defaults)"
-    over = "; ".join(f"{m} {c}" for m, c in SHORT_RUN_STUDENT_CONFIG.items())
+    over = "; ".join(f"{name} {dict(spec.short_run_config)}" for name, spec in STUDENTS.items() if spec.short_run_config)
     return ("short-run recipe: Adam, piecewise " + ", ".join(f"{x:g}" for x in SHORT_RUN_LEARNING_RATES)
             + f" over equal thirds; config overrides: {over}")
 
 
 def write_report(result: dict, args, lengths, argv: list[str], *, script: str, title: str, metric: str,
                  metric_scale: float, paper: list[str]) -> str:
+    opts = grid_options(args)
     out = Path(args.out)
     atomic_write_text(out / "results.json", json.dumps(result, indent=2, default=str) + "\n")
     if result["rows"]:
@@ -201,18 +194,18 @@ def write_report(result: dict, args, lengths, argv: list[str], *, script: str, t
         w.writerows(result["rows"])
         atomic_write_text(out / "results.csv", buf.getvalue())
     command = f"python benchmarks/{script} " + " ".join(shlex.quote(a) for a in argv)
-    full = args.steps >= 20000 and args.batch_size >= 100
+    full = opts.steps >= 20000 and opts.batch_size >= 100
     scale = "the paper's full protocol" if full else (
-        f"CPU scale, {args.steps} steps of batch {args.batch_size} per run (the paper: 20,000 of batch 100)")
+        f"CPU scale, {opts.steps} steps of batch {opts.batch_size} per run (the paper: 20,000 of batch 100)")
     md = [f"# {title} ({metric})", "", f"Command: `{command.strip()}`", "",
           f"- Scale: {scale}; seeds {args.seeds}; mean ± std over seeds.",
           f"- Data: {result.get('source')}; clips per split {result.get('clips')}.",
-          f"- Teacher target: rollout layers {args.rollout_layers}, mode {args.rollout_mode}, "
-          f"frame 0 (c_1's self-share): {args.teacher_first_frame}.",
-          f"- Training recipe: {recipe_text(args)}; precision {args.precision}.",
-          f"- Init: " + (f"every student and seed first trained {args.pretrain_steps} steps of batch "
-                         f"{args.pretrain_batch_size} on the clean 1 s keywords; its vanilla and distilled runs "
-                         f"start from those weights (warm start)." if args.pretrain_steps else "random (from scratch)."),
+          f"- Teacher target: rollout layers {opts.rollout_layers}, mode {opts.rollout_mode}, "
+          f"frame 0 (c_1's self-share): {opts.teacher_first_frame}.",
+          f"- Training recipe: {recipe_text(opts)}; precision {opts.precision}.",
+          f"- Init: " + (f"every student and seed first trained {opts.pretrain_steps} steps of batch "
+                         f"{opts.pretrain_batch_size} on the clean 1 s keywords; its vanilla and distilled runs "
+                         f"start from those weights (warm start)." if opts.pretrain_steps else "random (from scratch)."),
           f"- Time: {result.get('stage_seconds', 0.0) / 60:.1f} min summed over the data and teacher-store stages and "
           f"every run's training (pre-training included; each its own time, also when this invocation found it "
           f"cached; runs trained {args.workers} at a time on one core each); this invocation "

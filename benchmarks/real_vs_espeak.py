@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import replace
@@ -59,9 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     from kws_kd.data.synth import build_synth
     from kws_kd.train import TrainOptions, train
 
-    shared = Path(os.environ.get("KWS_KD_SHARED_DATA", ROOT.parent / "shared" / "data")) / "speech_commands_v0.02_test_subset"
-    if not shared.is_dir():
-        print(f"{shared} not found: this experiment needs the shared real subset", file=sys.stderr)
+    from kws_kd.data.shared import find_shared_data
+
+    shared = find_shared_data()
+    if shared is None:
+        print("the shared real Speech Commands subset was not found ($KWS_KD_SHARED_DATA or ../shared/data): "
+              "this experiment needs it", file=sys.stderr)
         return 2
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)

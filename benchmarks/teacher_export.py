@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 CONFIGS = {
     # model: (batch sizes, clip counts)
@@ -199,7 +198,7 @@ def main(argv=None) -> int:
                 if True:
                     cmd = [sys.executable, __file__, "--threads", str(args.threads), "--worker", model, str(batch),
                            str(clips), str(data), method]
-                    env = dict(os.environ, PYTHONPATH=str(REPO))
+                    env = dict(os.environ)
                     if not args.glibc_default_malloc:
                         env.setdefault("MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD)
                     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)

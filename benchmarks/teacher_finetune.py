@@ -45,7 +45,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 BASE = dict(config="small-cpu", precision="float32", threads=1, interop=1, attention_dropout=None)
 LEVERS = {

@@ -38,16 +38,6 @@ class Batch:
     clip_ids: list[str]
 
 
-def encode_labels(records: list[ClipRecord], manifest: Manifest) -> np.ndarray:
-    index = manifest.label_index()
-    if manifest.multi_label:
-        out = np.zeros((len(records), manifest.num_labels), dtype=np.float32)
-        for i, r in enumerate(records):
-            out[i, [index[x] for x in r.labels]] = 1.0
-        return out
-    return np.array([index[r.label] for r in records], dtype=np.int64)
-
-
 def _progress(items, desc: str, show: bool):
     return tqdm(items, desc=desc, disable=None if show else True, leave=False, unit="clip")
 
@@ -59,7 +49,7 @@ class ClipSource:
         if not records:
             raise KwsKdError(f"{manifest.root}: no clips in this split")
         self.records = records
-        self.labels = encode_labels(records, manifest)
+        self.labels = manifest.encode_labels(records)
         estimate = len(records) * (manifest.clip_seconds or 30.0) * SAMPLE_RATE * 4
         self.audio = None  # read on demand for large datasets (FSD50K would not fit in memory)
         if estimate <= CACHE_BYTES:
@@ -112,7 +102,7 @@ class MixSource:
         if not noise:
             raise KwsKdError("fresh mixing needs noise audio")
         self.records = records
-        self.labels = encode_labels(records, manifest)
+        self.labels = manifest.encode_labels(records)
         self.noise = noise
         self.background = background or []
         self.silence = np.array(["_silence_" in r.labels for r in records])

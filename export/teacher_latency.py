@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.teacher_model import NAMED_CONFIGS, build_teacher, load_teacher
+from export.teacher_configs import NAMED_CONFIGS
+from export.teacher_model import build_teacher, load_teacher
+from kws_kd.audio import SAMPLE_RATE
 
-SAMPLE_RATE = 16000
 
 
 def teacher_latency(teacher: str, seconds: float, *, threads: int = 1, runs: int = 10, warmup: int = 2,

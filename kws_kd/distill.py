@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, get_args
 
 import numpy as np
 
 from kws_kd.errors import KwsKdError
+from kws_kd.train_options import FirstFrame, Interpolation, KlDirection
 
-KL_DIRECTIONS = ("student_teacher", "teacher_student")
-INTERPOLATIONS = ("linear", "area")
+KL_DIRECTIONS = get_args(KlDirection)
+INTERPOLATIONS = get_args(Interpolation)
 #: What to do with the teacher's frame 0 before interpolation (see `fix_first_frame`).
-FIRST_FRAME_MODES = ("neighbour", "keep")
+FIRST_FRAME_MODES = get_args(FirstFrame)
 #: Probabilities are clipped to this before a log so one zero does not make the loss inf.
 EPS = 1e-8
 

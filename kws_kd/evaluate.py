@@ -212,7 +212,7 @@ def span_mass(attention: np.ndarray, spans: np.ndarray, clip_seconds: float) -> 
 def attention_in_span(run, split: str = "test", *, data: str | None = None, batch_size: int = 50, max_clips: int | None = None) -> dict:
     """Attention mass a run's student puts inside the keyword span on `split` (see `span_mass`)."""
     from kws_kd.data.load import load_dataset
-    from kws_kd.train import eval_dataset
+    from kws_kd.data.pipeline import eval_dataset
 
     manifest = load_dataset(data or run.config.data)
     model = run.build_model(weights="best")
@@ -242,8 +242,8 @@ def evaluate_run(
     PNG beside it (out_dir defaults to the run folder).
     """
     from kws_kd.data.load import load_dataset
+    from kws_kd.data.pipeline import eval_dataset
     from kws_kd.run import load_run, write_json
-    from kws_kd.train import eval_dataset
 
     run = load_run(run_path)
     manifest = load_dataset(data or run.config.data)
@@ -253,9 +253,9 @@ def evaluate_run(
     tag = f"{split}"
     if tflite is not None:
         tflite = Path(tflite)
-        _check_tflite_labels(tflite, run.labels)
         tag = f"{split}_{tflite.stem}"
-        ds = eval_dataset(manifest, split, batch_size, _tflite_samples(tflite, clip_samples), max_clips=max_clips)
+        samples = _tflite_samples(tflite, run.labels, clip_samples)
+        ds = eval_dataset(manifest, split, batch_size, samples, max_clips=max_clips)
         pred = predict_tflite(tflite, ds, progress=f"eval {tflite.name}")
     else:
         model = run.build_model(weights="best", strip=True)
@@ -272,23 +272,16 @@ def evaluate_run(
     return report
 
 
-def _tflite_samples(path: Path, default: int) -> int:
-    try:
-        from kws_kd.tflite.sidecar import read_sidecar
+def _tflite_samples(path: Path, labels: list[str], default: int) -> int:
+    """The input length the file's sidecar gives (the run's when it has none); its labels must be the run's."""
+    from kws_kd.tflite.sidecar import read_sidecar, sidecar_path
 
-        return int(read_sidecar(path).get("input_samples", default))
-    except Exception:  # noqa: BLE001 - no sidecar: the run's length
+    if not sidecar_path(path).is_file():
         return default
-
-
-def _check_tflite_labels(path: Path, labels: list[str]) -> None:
-    side = path.with_suffix(".json")
-    if side.is_file():
-        import json
-
-        theirs = json.loads(side.read_text()).get("labels")
-        if theirs is not None and list(theirs) != list(labels):
-            raise KwsKdError(f"{side}: labels differ from the run's labels")
+    side = read_sidecar(path)
+    if list(side["labels"]) != list(labels):
+        raise KwsKdError(f"{sidecar_path(path)}: labels differ from the run's labels")
+    return int(side.get("input_samples") or default)
 
 
 def format_report(report: dict) -> str:

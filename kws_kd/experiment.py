@@ -1,4 +1,4 @@
-"""Reusable experiment stages: data, teacher, teacher store, one student run.
+"""Reusable experiment stages: the options, data, teacher and teacher store (students: `kws_kd.student_stages`).
 
 `kws-kd demo` and `benchmarks/reproduce_table*.py` assemble these. Each is a
 cached stage (`kws_kd.stages`) keyed by its options and its inputs. The teacher
@@ -12,62 +12,75 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
 
 from kws_kd.errors import KwsKdError
+from kws_kd.graph_options import Precision
+from kws_kd.options import like, option
 from kws_kd.stages import StageResult, StageRunner
+from kws_kd.train_options import FirstFrame, TrainOptions
 
 SC_SUBSET = "speech_commands_v0.02_test_subset"
 REFERENCE_TEACHER = Path(__file__).resolve().parents[1] / "export" / "reference_teacher"
 DATA_SOURCES = ("auto", "shared", "synth")
 
 
+RolloutMode = Literal["rollout", "last_layer"]
+
+
 @dataclass
 class ExperimentOptions:
-    """What decides an experiment's numbers; stage keys hash these."""
+    """What decides an experiment's numbers (demo, Table 2 grid, curves); stage keys hash these.
 
-    data: str = "auto"  # auto: the shared real subset when present, else espeak-ng synth; or a dataset folder
-    noise: str | None = None  # a folder of long speech-noise WAVs; default: babble from the data's own talkers
-    shared_data: str | None = None
-    synth_per_word: int = 40
-    seconds: float = 8.0
-    kd_lambda: float = 0.25
-    steps: int = 300
-    batch_size: int = 32
-    eval_every: int = 100
+    Options shared with `kws-kd train` reuse `TrainOptions`' definitions (`like`)
+    with experiment-scale defaults.
+    """
+
+    data: str = option("auto", f"keyword source: {'|'.join(DATA_SOURCES)} (auto: the shared real Speech Commands "
+                               "subset if found, else espeak-ng synth), or a dataset folder")
+    noise: str | None = option(None, "folder of long speech-noise WAVs (default: babble from the data's own talkers)")
+    shared_data: str | None = option(None, "folder holding speech_commands_v0.02_test_subset/ (default: ../shared/data)")
+    synth_per_word: int = option(40, "espeak-ng clips per word when the shared data is absent", minimum=1)
+    seconds: float = option(8.0, "clip length D in seconds", above=0.0)
+    kd_lambda: float = like(TrainOptions, "kd_lambda", 0.25, help="λ of the distilled students", above=0.0,
+                            minimum=None)
+    steps: int = like(TrainOptions, "steps", 300)
+    batch_size: int = like(TrainOptions, "batch_size", 32)
+    eval_every: int = like(TrainOptions, "eval_every", 100)
     # None: `training_recipe` picks the paper's recipe for full-scale runs, a short-run one below.
-    learning_rates: tuple[float, ...] | None = None
-    teacher_first_frame: str = "neighbour"  # see kws_kd.distill.fix_first_frame
-    # > 0: every student first trains this many steps on the clean 1 s keywords (one cached
-    # run per student and seed), and both its vanilla and its distilled run start from it.
-    pretrain_steps: int = 0
-    pretrain_batch_size: int = 64
-    precision: str = "float32"  # training graph precision (kws_kd.graph_options.PRECISIONS)
-    student_config: dict = field(default_factory=dict)  # overrides on top of the recipe's (ablations)
-    seed: int = 0
-    teacher: str | None = None  # default: the shipped reference teacher
-    train_teacher: bool = False
-    teacher_minutes: float = 10.0
-    rollout_layers: str = "all"
-    rollout_mode: str = "rollout"
-    max_clips_per_label: int | None = None  # per split; None = every clip
-    babble_files: int = 12
-    bench_runs: int = 50
-    teacher_bench_runs: int = 10
-    calibration_clips: int = 200
+    learning_rates: list[float] | None = like(
+        TrainOptions, "learning_rates", None,
+        help="Adam, piecewise over equal segments, for every student (default: kws_kd.experiment.training_recipe)")
+    teacher_first_frame: FirstFrame = like(TrainOptions, "teacher_first_frame", "neighbour")
+    pretrain_steps: int = option(0, "> 0: every student (and seed) first trains this many steps on the clean 1 s "
+                                    "keywords, and both its vanilla and its distilled runs start from it "
+                                    "(0: from scratch)", minimum=0)
+    pretrain_batch_size: int = option(64, "batch size of the pre-training on clean 1 s keywords", minimum=1)
+    precision: Precision = like(TrainOptions, "precision", "float32")
+    student_config: dict = like(TrainOptions, "student_config", {}, help="student config overrides on top of the "
+                                                                         "recipe's, as JSON (ablations)")
+    seed: int = like(TrainOptions, "seed", 0, help="seed of data, initialisation and order")
+    teacher: str | None = option(None, "teacher folder (default: the shipped export/reference_teacher)")
+    train_teacher: bool = option(False, "fine-tune the small teacher from scratch first")
+    teacher_minutes: float = option(10.0, "time budget of --train-teacher", above=0.0)
+    rollout_layers: str = option("all", "teacher layers in the target ('all' is the paper's full rollout; see "
+                                        "`kws-kd teacher export`)")
+    rollout_mode: RolloutMode = option("rollout", "teacher target")
+    max_clips_per_label: int | None = option(None, "at most this many clips per label and split (smoke runs)",
+                                             minimum=1)
+    babble_files: int = option(12, "babble noise files made from the data's talkers", minimum=1, cli=False)
+    bench_runs: int = option(50, "LiteRT latency runs per exported student", minimum=1, cli=False)
+    teacher_bench_runs: int = option(10, "latency runs of the torch teacher", minimum=1, cli=False)
+    calibration_clips: int = option(200, "int8 calibration clips", minimum=1, cli=False)
 
 
 #: Below this many steps a run uses the short-run recipe (`training_recipe`).
 SHORT_RUN_STEPS = 2000
 SHORT_RUN_LEARNING_RATES = (0.002, 0.002, 0.0005)
-#: TC-ResNet's paper BN momentum (0.997) needs thousands of steps before its moving
-#: statistics forget their initial values: after 200 steps 55 % of them is still the
-#: initial mean 0 / variance 1, and validation sits at chance (measured: 9.0 % test
-#: accuracy after 200 steps at 8 s, 27.5 % with 0.9 and Adam).
-SHORT_RUN_STUDENT_CONFIG = {"tc_resnet": {"bn_momentum": 0.9}}
 
 
 def training_recipe(opts: ExperimentOptions, model: str) -> dict:
@@ -76,11 +89,13 @@ def training_recipe(opts: ExperimentOptions, model: str) -> dict:
     Full-scale runs (>= SHORT_RUN_STEPS) get the paper's recipe: each student's
     default optimizer and schedule (kws_kd.train) and its paper config. A CPU-scale
     run of a few hundred steps gets Adam at 0.002 for two thirds of the run, then
-    0.0005, for every student, plus SHORT_RUN_STUDENT_CONFIG: the paper's four-step
+    0.0005, for every student, plus the student's `StudentSpec.short_run_config`: the paper's four-step
     schedule spends three quarters of a short run at <= 0.0005, and TC-ResNet's
     SGD at the Adam rates (what the demo did before) does not move at all.
     Explicit `learning_rates` always win (with Adam).
     """
+    from kws_kd.students.registry import get_spec
+
     short = opts.steps < SHORT_RUN_STEPS
     if opts.learning_rates is not None:
         lrs, optimizer = list(opts.learning_rates), "adam"
@@ -88,7 +103,7 @@ def training_recipe(opts: ExperimentOptions, model: str) -> dict:
         lrs, optimizer = list(SHORT_RUN_LEARNING_RATES), "adam"
     else:
         lrs, optimizer = None, None  # kws_kd.train's per-student defaults
-    config = dict(SHORT_RUN_STUDENT_CONFIG.get(model, {})) if short else {}
+    config = dict(get_spec(model).short_run_config) if short else {}
     config.update(opts.student_config)
     return {"optimizer": optimizer, "learning_rates": lrs, "student_config": config}
 
@@ -332,170 +347,3 @@ def clean_data(opts: ExperimentOptions, runner: StageRunner) -> DataRef:
 
     stage = runner.run("clean-1s", {"data": desc, "clips": manifest.content_hash()}, build)
     return DataRef(stage.path / "clean", stage.key, stage, stage.summary)
-
-
-@dataclass
-class RunPlan:
-    """A training stage before it runs: its stage identity and the `TrainOptions` it trains."""
-
-    stage: StageResult  # name, key and folder; no summary yet
-    params: dict
-    upstream: list[StageResult]
-    options: object  # kws_kd.train.TrainOptions, out inside the stage folder
-
-
-def _plan(runner: StageRunner, name: str, params: dict, upstream: list[StageResult], **train_kwargs) -> RunPlan:
-    from kws_kd.stages import stage_key
-    from kws_kd.train import TrainOptions
-
-    path = runner.path_for(name, params, upstream)
-    stage = StageResult(name, stage_key(name, params, upstream), path)
-    return RunPlan(stage, params, upstream, TrainOptions(out=str(path / "run"), **train_kwargs))
-
-
-def _pretrain_plan(opts: ExperimentOptions, runner: StageRunner, model: str, seed: int) -> RunPlan | None:
-    if opts.pretrain_steps <= 0:
-        return None
-    clean = clean_data(opts, runner)
-    recipe = training_recipe(replace(opts, steps=opts.pretrain_steps), model)
-    eval_every = max(1, opts.pretrain_steps // 4)
-    params = {"model": model, "steps": opts.pretrain_steps, "batch_size": opts.pretrain_batch_size,
-              "eval_every": eval_every, "seed": seed, "precision": opts.precision, **recipe}
-    return _plan(runner, f"pretrain-{model}-s{seed}", params, clean.upstream,
-                 model=model, data=str(clean.path), steps=opts.pretrain_steps, batch_size=opts.pretrain_batch_size,
-                 eval_every=eval_every, seed=seed, optimizer=recipe["optimizer"],
-                 learning_rates=recipe["learning_rates"], student_config=recipe["student_config"],
-                 precision=opts.precision)
-
-
-def pretrain_run(opts: ExperimentOptions, runner: StageRunner, model: str, *, seed: int | None = None) -> StageResult | None:
-    """The shared warm start of one student: `opts.pretrain_steps` vanilla steps on clean 1 s keywords.
-
-    None when `pretrain_steps` is 0 (students start from scratch). The vanilla
-    and the distilled 8 s runs of a student and seed both start from this one
-    run, so their comparison stays fair.
-    """
-    plan = _pretrain_plan(opts, runner, model, opts.seed if seed is None else seed)
-    if plan is None:
-        return None
-
-    def build(folder: Path) -> dict:
-        from kws_kd.run import load_run
-        from kws_kd.train import train
-
-        train(plan.options)
-        run = load_run(plan.options.out)
-        best = max((r["val_metric"] for r in run.history()), default=None)
-        return {"model": model, "seed": plan.options.seed, "run": plan.options.out, "val_metric": best,
-                "test_metric": (run.test_metrics or {}).get(run.config.metric_name),
-                "train_seconds": _train_seconds(run)}
-
-    return runner.run(plan.stage.name, plan.params, build, upstream=plan.upstream)
-
-
-def _train_seconds(run) -> float | None:
-    """Training wall time of a run (its last validation's clock), whichever process trained it."""
-    history = run.history()
-    return history[-1].get("seconds") if history else None
-
-
-def _student_plan(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
-                  store: Path | None, store_stages: list[StageResult] | None, seed: int, ship: bool) -> RunPlan:
-    recipe = training_recipe(opts, model)
-    init = _pretrain_plan(opts, runner, model, seed)
-    params = {"model": model, "kd_lambda": kd_lambda, "steps": opts.steps, "batch_size": opts.batch_size,
-              "eval_every": opts.eval_every, "seed": seed, **recipe, "precision": opts.precision,
-              "teacher_first_frame": opts.teacher_first_frame if kd_lambda > 0 else None,
-              "data": data.key, "store": str(store) if kd_lambda > 0 else None, "ship": ship}
-    if ship:
-        params.update({"bench_runs": opts.bench_runs, "calibration_clips": opts.calibration_clips})
-    name = f"student-{model}-l{kd_lambda:g}-s{seed}" + ("-warm" if init else "") + ("-int8" if ship else "")
-    upstream = data.upstream + (store_stages or []) + ([init.stage] if init else [])
-    return _plan(runner, name, params, upstream,
-                 model=model, data=str(data.path), teacher_store=str(store) if kd_lambda > 0 else None,
-                 kd_lambda=kd_lambda, steps=opts.steps, batch_size=opts.batch_size, eval_every=opts.eval_every,
-                 seed=seed, optimizer=recipe["optimizer"], learning_rates=recipe["learning_rates"],
-                 student_config=recipe["student_config"], teacher_first_frame=opts.teacher_first_frame,
-                 precision=opts.precision, init_from=init.options.out if init else None)
-
-
-def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
-                store: Path | None, store_stages: list[StageResult] | None = None, *, seed: int | None = None,
-                ship: bool = True) -> StageResult:
-    """Train one student (resumes inside its folder if interrupted); with `ship`, export int8 and measure it.
-
-    The summary holds the test metric, the attention mass in the keyword span
-    (None without spans) and, when shipped, int8 accuracy, size and latency.
-    A run that `train_ahead` already trained is only evaluated (and shipped).
-    """
-    seed = opts.seed if seed is None else seed
-    pretrain_run(opts, runner, model, seed=seed)  # the shared init (cached after its first use)
-    plan = _student_plan(opts, runner, model, kd_lambda, data, store, store_stages, seed, ship)
-
-    def build(folder: Path) -> dict:
-        from kws_kd.evaluate import attention_in_span
-        from kws_kd.run import load_run
-        from kws_kd.train import train
-
-        run_dir = Path(plan.options.out)
-        train(plan.options)
-        run = load_run(run_dir)
-        metric = run.config.metric_name
-        try:
-            attention = attention_in_span(run, "test")
-        except KwsKdError:  # no keyword spans (e.g. FSD50K)
-            attention = None
-        summary = {"model": model, "kd_lambda": kd_lambda, "seed": seed, "metric": metric,
-                   "float_metric": (run.test_metrics or {}).get(metric), "attention": attention, "run": str(run_dir),
-                   "init": plan.options.init_from, "train_seconds": _train_seconds(run),
-                   "best_val_metric": max((r["val_metric"] for r in run.history()), default=None),
-                   "history": [{"step": r["step"], "val_metric": r["val_metric"]} for r in run.history()]}
-        if ship:
-            summary.update(_ship(opts, run_dir, model, data.path, folder, metric))
-        return summary
-
-    return runner.run(plan.stage.name, plan.params, build, upstream=plan.upstream)
-
-
-def train_ahead(opts: ExperimentOptions, runner: StageRunner, jobs: list[dict], *, workers: int = 2,
-                log=print) -> None:
-    """Train the unfinished runs behind `student_run(opts, runner, **job)` for every job, `workers` at a time.
-
-    Pre-training runs go first (the runs that start from them wait for them);
-    the `student_run` calls that follow then find their runs trained and only
-    evaluate and ship them. Each run trains in its own child process
-    (`kws_kd.parallel`).
-    """
-    from kws_kd.parallel import run_parallel
-
-    plans = [_student_plan(opts, runner, job["model"], job["kd_lambda"], job["data"], job.get("store"),
-                           job.get("store_stages"), opts.seed if job.get("seed") is None else job["seed"],
-                           job.get("ship", True)) for job in jobs]
-    pretrains = {}
-    for job in jobs:
-        p = _pretrain_plan(opts, runner, job["model"], opts.seed if job.get("seed") is None else job["seed"])
-        if p is not None:
-            pretrains[p.stage.path] = p
-    for batch in (list(pretrains.values()), plans):
-        run_parallel([p.options for p in batch if not runner.is_finished(p.stage.name, p.params, p.upstream)],
-                     workers, log)
-
-
-def _ship(opts: ExperimentOptions, run_dir: Path, model: str, data: Path, folder: Path, metric: str) -> dict:
-    """Export the run to int8 TFLite, evaluate it on the test split, time it with LiteRT."""
-    from kws_kd.bench.host import host_latency
-    from kws_kd.tflite.evaluate import evaluate_tflite
-    from kws_kd.tflite.export import export_run
-
-    from kws_kd.tflite.streaming import STREAMABLE
-
-    # A recurrence that can stream ships as a streaming file: one 20 ms frame of graph
-    # instead of a 399-frame unrolled one (seconds to convert instead of minutes).
-    streaming = model in STREAMABLE
-    tflite = folder / f"{model}_int8{'_streaming' if streaming else ''}.tflite"
-    export_run(run_dir, tflite, quantize="int8", calibration_clips=opts.calibration_clips,
-               verify_clips=min(100, opts.calibration_clips), streaming=streaming)
-    int8 = evaluate_tflite(tflite, str(data), "test")
-    latency = host_latency(tflite, threads=1, runs=opts.bench_runs, warmup=min(10, opts.bench_runs))
-    return {"int8_metric": int8.get(metric), "int8_size_bytes": tflite.stat().st_size, "streaming": streaming,
-            "int8_latency_ms": latency["median_ms"], "int8_latency_p90_ms": latency["p90_ms"], "tflite": str(tflite)}

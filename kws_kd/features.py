@@ -114,6 +114,12 @@ def dct_matrix(num_mel: int, num_coeffs: int) -> np.ndarray:
     return (np.cos(np.pi * k * (2 * n + 1) / (2.0 * num_mel)) * math.sqrt(2.0 / num_mel)).astype(np.float32)
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 #: How the magnitude spectrum is computed: "matmul" (the two-matmul DFT every
 #: exported file uses) or "stft" (`tf.signal.stft`, for training and evaluation).
 FFT_FORMS = ("matmul", "stft")
@@ -147,6 +153,21 @@ class MfccFrontEnd(keras.layers.Layer):
         self._dct = dct_matrix(self.config.mel_bins, self.config.num_coeffs)
         self._window = hann_window(self.config.frame_length)
         self._dft = MatmulDft(self._window, self.config.fft_length, self._bin_hi)
+
+    @property
+    def mel_weights(self) -> np.ndarray:
+        """[used FFT bins, mel_bins] mel filterbank over the bins the layer computes (read-only)."""
+        return _read_only(self._mel)
+
+    @property
+    def dct_weights(self) -> np.ndarray:
+        """[mel_bins, num_coeffs] DCT-II matrix (read-only)."""
+        return _read_only(self._dct)
+
+    @property
+    def dft(self) -> MatmulDft:
+        """The two-matmul DFT of the export form (`kws_kd.matmul_dft`)."""
+        return self._dft
 
     def call(self, audio):
         import tensorflow as tf
@@ -187,6 +208,33 @@ class MfccFrontEnd(keras.layers.Layer):
                 "fft": self.fft}
 
 
+def front_ends(model) -> list[MfccFrontEnd]:
+    """The MFCC front-end layers of `model`, nested models included: the one way every part finds them.
+
+    A student has exactly one (`kws_kd.students.base.StudentInfo.front_end` is
+    the same layer); the TFLite export keeps these float in int8 files, writes
+    their recipe into the sidecar and switches them for dynamic-range export.
+    """
+    stack, found = list(getattr(model, "layers", [])), []
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, MfccFrontEnd) and layer not in found:
+            found.append(layer)
+        stack.extend(getattr(layer, "layers", []) or [])
+    return found
+
+
+def front_end_scopes(model) -> list[str]:
+    """Names of the model's MFCC front-end layers (kept float inside int8 files)."""
+    return [layer.name for layer in front_ends(model)]
+
+
+def front_end_recipe(model) -> dict:
+    """The sidecar's `front_end` entry: the MFCC recipe of the model's front end (the defaults if it has none)."""
+    layers = front_ends(model)
+    return {"type": "mfcc", **(layers[0].config if layers else FrontEndConfig()).to_dict()}
+
+
 @contextlib.contextmanager
 def dynamic_range_safe(model, on: bool = True) -> Iterator[int]:
     """Within the block, every MFCC layer of `model` uses the dynamic-range-safe mel form.
@@ -195,12 +243,7 @@ def dynamic_range_safe(model, on: bool = True) -> Iterator[int]:
     re-traced at export, so the flag decides the exported graph). Yields the
     number of front-end layers switched.
     """
-    stack, layers = list(getattr(model, "layers", [])), []
-    while stack:
-        layer = stack.pop(0)
-        if isinstance(layer, MfccFrontEnd):
-            layers.append(layer)
-        stack.extend(getattr(layer, "layers", []) or [])
+    layers = front_ends(model)
     before = [layer.quantization_safe for layer in layers]
     for layer in layers:
         layer.quantization_safe = bool(on)

@@ -20,7 +20,7 @@ from kws_kd.errors import KwsKdError
 def student_attention(run, manifest, clip_id: str) -> np.ndarray:
     """a_S of a run's best weights for one clip, through the same data path as training/eval."""
     from kws_kd.evaluate import predict_keras
-    from kws_kd.train import eval_dataset
+    from kws_kd.data.pipeline import eval_dataset
 
     record = next((c for c in manifest.clips if c.clip_id == clip_id), None)
     if record is None:

@@ -301,24 +301,49 @@ def attention_rollout(
     return acc.result()
 
 
-def interpolate_attention(vector: np.ndarray, length: int) -> np.ndarray:
-    """Linearly resample a frame-attention vector to `length` frames and renormalise to sum 1.
+#: How `interpolate_attention` resamples: bin-centre linear (the paper's) or mass-preserving area.
+INTERPOLATIONS = ("linear", "area")
 
-    Frame centres are aligned on the clip: source frame i sits at (i + 0.5) / n,
-    target frame j at (j + 0.5) / length. This is how a teacher vector (50 frames/s
-    wav2vec 2.0) is mapped to a student's n' frames.
+
+def interpolate_attention(vector: np.ndarray, length: int, method: str = "linear") -> np.ndarray:
+    """Resample a frame-attention vector to `length` frames and renormalise it to sum 1 (float64).
+
+    How a teacher vector (wav2vec 2.0, 50 frames/s) meets a student's n'
+    frames, on both halves (the store, the distillation targets). Frames are
+    equal bins over the clip. `linear` (the paper's "simple linear
+    interpolation"): output bin j takes the value interpolated at its centre
+    (j + 0.5) / length from the inputs at theirs (PyTorch's `interpolate(mode=
+    "linear", align_corners=False)`). `area`: the cumulative mass is
+    interpolated at the output bin edges, so every input frame's mass lands in
+    the bins it overlaps, even when n' << n. Negatives are clipped to 0.
+
+    Edge case, one rule: when linear sampling leaves no positive mass (a sparse
+    vector whose non-zero frames all fall between output centres), the vector
+    is resampled by `area` instead, which keeps its mass; a vector with no
+    positive mass at all cannot be a distribution and is a KwsKdError.
     """
-    vector = np.asarray(vector, dtype=np.float64)
-    if vector.ndim != 1 or vector.size == 0:
-        raise KwsKdError(f"expected a non-empty 1-D attention vector, got shape {vector.shape}")
+    v = np.asarray(vector, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0:
+        raise KwsKdError(f"attention must be a non-empty 1-D vector, got shape {v.shape}")
     if length < 1:
-        raise KwsKdError(f"target length must be >= 1, got {length}")
-    n = vector.size
-    src = (np.arange(n) + 0.5) / n
-    dst = (np.arange(length) + 0.5) / length
-    out = np.interp(dst, src, vector)
+        raise KwsKdError(f"target attention length must be >= 1, got {length}")
+    if method not in INTERPOLATIONS:
+        raise KwsKdError(f"unknown interpolation {method!r}; expected one of {', '.join(INTERPOLATIONS)}")
+    if not np.all(np.isfinite(v)):
+        raise KwsKdError("attention vector has non-finite values")
+    n = v.size
+    if method == "linear":
+        out = np.interp((np.arange(length) + 0.5) / length, (np.arange(n) + 0.5) / n, v)
+    else:
+        cdf = np.concatenate([[0.0], np.cumsum(np.clip(v, 0.0, None))])
+        out = np.diff(np.interp(np.linspace(0.0, n, length + 1), np.arange(n + 1), cdf))
+    out = np.clip(out, 0.0, None)
     total = out.sum()
-    return out / total if total > 0 else np.full(length, 1.0 / length)
+    if total > 0:
+        return out / total
+    if method == "linear" and np.any(v > 0):
+        return interpolate_attention(v, length, "area")
+    raise KwsKdError("attention vector has no positive mass")
 
 
 def _load_npy(path: str, what: str) -> np.ndarray:

@@ -34,6 +34,8 @@ from typing import Any
 from kws_kd.atomic import atomic_write_text
 from kws_kd.errors import KwsKdError
 from kws_kd.jsonio import read_json_object
+from kws_kd.options import config_fields, like, option
+from kws_kd.train_options import TrainOptions
 
 RUN_FORMAT = "kws-kd-run"
 RUN_VERSION = 1
@@ -51,43 +53,24 @@ TENSORBOARD_DIR = "tensorboard"
 
 
 @dataclass
-class RunConfig:
+class RunConfig(TrainOptions):
     """The resolved training configuration, written verbatim to `config.json`.
 
-    Every default is resolved before training starts (no `None` meaning "whatever
-    the code does today"), so a run can be reproduced and resumed from this file.
+    Its fields are `TrainOptions`' (one definition of every option) with every
+    default resolved before training starts (no `None` meaning "whatever the
+    code does today"), plus what `kws_kd.train.prepare` reads off the data, so a
+    run can be reproduced and resumed from this file.
     """
 
-    model: str
-    labels: list[str]
-    multi_label: bool = False
-    clip_seconds: float = 1.0
-    sample_rate: int = SAMPLE_RATE
-    student_config: dict[str, Any] = field(default_factory=dict)
-    data: str = ""
-    manifest_hash: str = ""
-    teacher_store: str | None = None
-    kd_lambda: float = 0.0
-    kl_direction: str = "student_teacher"
-    interpolation: str = "linear"
-    teacher_first_frame: str = "keep"  # runs written before this option kept frame 0
-    logit_kd_beta: float = 0.0
-    logit_kd_temperature: float = 1.0
-    steps: int = 20000
-    batch_size: int = 100
-    eval_every: int = 400
-    seed: int = 0
-    optimizer: str = "adam"
-    lr_schedule: str = "piecewise"
-    learning_rates: list[float] = field(default_factory=lambda: [0.001, 0.0005, 0.0001, 0.00002])
-    spec_augment: bool = True
-    distribute: str = "none"
-    init_from: str | None = None  # the weights file the run started from (None: random init)
-    precision: str = "float32"  # training graph: float32 or mixed_bfloat16
-    fast_graph: bool = True  # training graph forms of kws_kd.students.base.BuildOptions
-    feature_cache: str = "auto"  # kws_kd.feature_cache.FEATURE_CACHE_MODES
-    format: str = RUN_FORMAT
-    version: int = RUN_VERSION
+    data: str = like(TrainOptions, "data", "")
+    out: str = like(TrainOptions, "out", "")
+    labels: list[str] = option([], "label names, in the logits' order", cli=False)
+    multi_label: bool = option(False, "multi-hot labels (mAP) instead of one label per clip", cli=False)
+    clip_seconds: float = like(TrainOptions, "clip_seconds", 1.0)
+    sample_rate: int = option(SAMPLE_RATE, "audio sample rate", cli=False)
+    manifest_hash: str = option("", "content hash of the dataset manifest", cli=False)
+    format: str = option(RUN_FORMAT, cli=False)
+    version: int = option(RUN_VERSION, cli=False)
 
     @property
     def clip_samples(self) -> int:
@@ -98,12 +81,16 @@ class RunConfig:
         """The validation metric that picks the best weights."""
         return "mAP" if self.multi_label else "accuracy"
 
+    def to_dict(self) -> dict:
+        """The config.json content (the run folder itself is not in it)."""
+        return {k: getattr(self, k) for k in config_fields(type(self))}
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+        return json.dumps(self.to_dict(), indent=2) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = CONFIG_JSON) -> "RunConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
+    def from_dict(cls, data: dict, source: str = CONFIG_JSON, out: str = "") -> "RunConfig":
+        names = set(config_fields(cls))
         if data.get("format") not in (None, RUN_FORMAT):
             raise KwsKdError(f"{source}: format is {data.get('format')!r}, not a kws-kd run config")
         missing = [k for k in ("model", "labels") if k not in data]
@@ -112,7 +99,9 @@ class RunConfig:
         unknown = sorted(set(data) - names)
         if unknown:
             raise KwsKdError(f"{source}: unknown field(s) {', '.join(unknown)} (written by a newer kws-kd?)")
-        return cls(**data)
+        # Runs written before --teacher-first-frame existed trained on the stored frame 0.
+        data = {"teacher_first_frame": "keep", **data}
+        return cls(out=out, **data)
 
 
 def write_config(run_dir: str | Path, config: RunConfig) -> None:
@@ -126,7 +115,7 @@ def write_config(run_dir: str | Path, config: RunConfig) -> None:
 def read_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / CONFIG_JSON
     data = read_json_object(path, f"{Path(run_dir)} is not a kws-kd run folder")
-    return RunConfig.from_dict(data, source=str(path))
+    return RunConfig.from_dict(data, source=str(path), out=str(run_dir))
 
 
 def student_config_object(model: str, config: dict[str, Any] | None):

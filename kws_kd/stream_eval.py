@@ -15,342 +15,44 @@ Sweeping the threshold gives a DET curve (FRR vs FA/h); the operating points
 are the best swept thresholds that stay at or under 0.5 and 1 FA/h (measured
 points, not interpolated: a threshold an app can ship).
 
-Two halves, kept apart so the metrics are testable without TensorFlow:
+Three modules, kept apart so the metrics are testable without TensorFlow:
 
-* pure numpy (`ScoredFile`, `detections`, `match`, `score_threshold`,
-  `sweep`, `operating_point`): smoothed posteriors + hop times in, counts out.
-  Decoding and announcing are `kws_kd.app_logic.decode_batch` and
-  `detection_events`, the Android app mirror's own rules;
-* scorers that run a model over a stream file and return per-hop smoothed
-  posteriors through the app mirror's `posteriors` and `PosteriorSmoother`:
-  whole-clip .tflite files through `app_logic.KeywordStream` itself (ring
-  buffer, hop schedule, int8 input rule), streaming .tflite files hop by hop
-  with their state carried over the whole file, Keras runs on batched sliding
-  windows scheduled like KeywordStream.
+* `kws_kd.stream_metrics`, pure numpy (`ScoredFile`, `detections`, `match`,
+  `score_threshold`, `sweep`, `operating_point`): smoothed posteriors + hop
+  times in, counts out, decoded and announced by the app mirror's own rules;
+* `kws_kd.stream_scorers`: a model (whole-clip or streaming .tflite, Keras run)
+  over a stream file -> per-hop smoothed posteriors, as the app computes them;
+* this module: every file of a stream through each scorer, the sweep, the
+  operating points, and the report files (JSON, CSVs, DET PNG).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from kws_kd import app_logic as al
-from kws_kd.data.stream import Stream, StreamEvent, read_stream
+from kws_kd.data.stream import Stream, read_stream
 from kws_kd.errors import KwsKdError
-
-DEFAULT_HOP_MS = 100  # whole-clip models: 10 inferences per second; a 1 s keyword sits whole in ~10 windows
-DEFAULT_AVERAGE_WINDOW_MS = 500  # RecognizeCommands' average_window_duration_ms
-DEFAULT_SUPPRESSION_MS = 500  # RecognizeCommands' suppression_ms
-DEFAULT_TOLERANCE_MS = 1500  # test_streaming_accuracy.py's time_tolerance_ms
-REFERENCE_THRESHOLD = 0.7  # RecognizeCommands' detection_threshold
-TARGET_FA_PER_HOUR = (0.5, 1.0)
-FA_KINDS = ("duplicate", "wrong_label", "unknown", "noise")
-OPERATING_RULE = ("lowest FRR among the swept thresholds whose measured FA/h is at or under the target "
-                  "(ties: the higher threshold); not interpolated")
-
-
-def default_thresholds() -> np.ndarray:
-    """0.05-0.95 in steps of 0.025, then 13 log-spaced steps to 0.9999 (FA/h moves most near 1)."""
-    coarse = np.arange(0.05, 0.9501, 0.025)
-    fine = 1.0 - np.logspace(math.log10(0.05), -4, 13)
-    return np.unique(np.round(np.r_[coarse, fine, REFERENCE_THRESHOLD], 6))
-
-
-# ---------------------------------------------------------------- pure numpy: detection and metrics
-
-
-@dataclass
-class ScoredFile:
-    """One stream file scored by one model: smoothed posteriors [N, C] at hop end times [N] (seconds)."""
-
-    name: str
-    seconds: float
-    times_s: np.ndarray
-    smoothed: np.ndarray
-
-
-def detections(scored: ScoredFile, labels: Sequence[str], threshold: float, suppression_s: float) -> tuple[np.ndarray, list[str]]:
-    """(times, labels) of the announcements the app would make at `threshold` (app_logic's rules)."""
-    if len(scored.times_s) == 0:
-        return np.zeros(0), []
-    index, _, detected = al.decode_batch(scored.smoothed, labels, threshold)
-    fired = al.detection_events(scored.times_s, index, detected, suppression_s)
-    return np.asarray(scored.times_s, np.float64)[fired], [labels[i] for i in index[fired]]
-
-
-@dataclass
-class Match:
-    """Outcome of one file: which keywords were found, and every false alarm as (time, label, kind)."""
-
-    keywords: list[StreamEvent]
-    found: np.ndarray
-    false_alarms: list[tuple[float, str, str]] = field(default_factory=list)
-
-
-def match(det_times: Sequence[float], det_labels: Sequence[str], events: Sequence[StreamEvent], tolerance_s: float) -> Match:
-    """Match announcements to labelled clips, earliest announcement first.
-
-    An announcement of label L at time t finds the earliest-starting keyword
-    clip of label L not found yet whose span widened by `tolerance_s` on both
-    sides holds t. Otherwise it is a false alarm of kind `duplicate` (that
-    keyword was already found), `wrong_label` (inside another keyword's
-    window), `unknown` (inside a filler clip's window, e.g. `_unknown_`) or
-    `noise`. Filler clips (labels starting with '_') are never to be found.
-    """
-    keywords = sorted((e for e in events if not al.is_filler(e.label)), key=lambda e: (e.start_s, e.end_s))
-    fillers = [e for e in events if al.is_filler(e.label)]
-    k_lo = np.array([e.start_s - tolerance_s for e in keywords])
-    k_hi = np.array([e.end_s + tolerance_s for e in keywords])
-    k_lab = np.array([e.label for e in keywords], dtype=object)
-    f_lo = np.array([e.start_s - tolerance_s for e in fillers])
-    f_hi = np.array([e.end_s + tolerance_s for e in fillers])
-    found = np.zeros(len(keywords), dtype=bool)
-    out = Match(keywords, found)
-    for t, lab in sorted(zip((float(x) for x in det_times), det_labels)):
-        inside = (k_lo <= t) & (t <= k_hi)
-        same = inside & (k_lab == lab)
-        free = np.flatnonzero(same & ~found)
-        if len(free):
-            found[free[0]] = True
-            continue
-        if same.any():
-            kind = "duplicate"
-        elif inside.any():
-            kind = "wrong_label"
-        elif ((f_lo <= t) & (t <= f_hi)).any():
-            kind = "unknown"
-        else:
-            kind = "noise"
-        out.false_alarms.append((t, lab, kind))
-    return out
-
-
-def _rates(keywords: int, misses: int, false_alarms: int, hours: float) -> dict:
-    return {"keywords": keywords, "misses": misses, "frr": misses / keywords if keywords else float("nan"),
-            "false_alarms": false_alarms, "fa_per_hour": false_alarms / hours if hours > 0 else float("nan")}
-
-
-def score_threshold(
-    files: Sequence[ScoredFile],
-    events: Sequence[StreamEvent],
-    labels: Sequence[str],
-    threshold: float,
-    *,
-    suppression_s: float = DEFAULT_SUPPRESSION_MS / 1000,
-    tolerance_s: float = DEFAULT_TOLERANCE_MS / 1000,
-) -> dict:
-    """FRR, FA/h (over all the audio), false alarms by kind and per keyword, at one threshold."""
-    hours = sum(f.seconds for f in files) / 3600.0
-    per_kw: dict[str, list[int]] = {}  # label -> [keywords, misses, false alarms]
-    kinds = dict.fromkeys(FA_KINDS, 0)
-    for lab in sorted({e.label for e in events if not al.is_filler(e.label)}):
-        per_kw[lab] = [0, 0, 0]
-    for f in files:
-        times, labs = detections(f, labels, threshold, suppression_s)
-        m = match(times, labs, [e for e in events if e.file == f.name], tolerance_s)
-        for kw, hit in zip(m.keywords, m.found):
-            per_kw[kw.label][0] += 1
-            per_kw[kw.label][1] += int(not hit)
-        for _, lab, kind in m.false_alarms:
-            per_kw.setdefault(lab, [0, 0, 0])[2] += 1
-            kinds[kind] += 1
-    total = [sum(v[i] for v in per_kw.values()) for i in range(3)]
-    return {"threshold": float(threshold), **_rates(*total, hours), "fa_kinds": kinds,
-            "per_keyword": {lab: _rates(*v, hours) for lab, v in sorted(per_kw.items())}}
-
-
-def sweep(files: Sequence[ScoredFile], events: Sequence[StreamEvent], labels: Sequence[str],
-          thresholds: Sequence[float] | None = None, **options) -> list[dict]:
-    """`score_threshold` at every threshold (default: `default_thresholds()`), lowest threshold first."""
-    ts = default_thresholds() if thresholds is None else np.sort(np.asarray(thresholds, np.float64))
-    return [score_threshold(files, events, labels, float(t), **options) for t in ts]
-
-
-def operating_point(points: Sequence[dict], target_fa_per_hour: float) -> dict | None:
-    """The best swept point at or under `target_fa_per_hour` (see OPERATING_RULE); None when none reaches it."""
-    ok = [p for p in points if p["fa_per_hour"] <= target_fa_per_hour + 1e-12]
-    if not ok:
-        return None
-    return min(ok, key=lambda p: (p["frr"], p["fa_per_hour"], -p["threshold"]))
-
-
-def point_at(points: Sequence[dict], threshold: float) -> dict | None:
-    return next((p for p in points if abs(p["threshold"] - threshold) < 1e-9), None)
-
-
-# ---------------------------------------------------------------- scorers: a model over one stream file
-
-
-def smoothing_windows(average_window_ms: float, hop_ms: float) -> int:
-    """How many hops the posterior mean covers: ~`average_window_ms` of them, at least one."""
-    if average_window_ms <= 0:
-        raise KwsKdError(f"--average-window-ms must be positive, got {average_window_ms}")
-    return max(1, int(round(average_window_ms / hop_ms)))
-
-
-def float_sidecar(labels: Sequence[str], multi_label: bool, sample_rate: int, input_samples: int, model: str = "") -> al.Sidecar:
-    """An app_logic.Sidecar for float I/O and logits output, so `al.posteriors` applies to any float logits."""
-    return al.Sidecar(
-        model=model, quantize="float32", labels=tuple(labels), multi_label=bool(multi_label),
-        sample_rate=int(sample_rate), input_samples=int(input_samples),
-        input=al.TensorSpec("audio", (1, int(input_samples)), "float32", None),
-        output=al.TensorSpec("logits", (1, len(labels)), "float32", None, "logits"),
-    )
-
-
-Tick = Callable[[int], None]
-
-
-@dataclass
-class Scorer:
-    """One model ready to score stream files; `score(pcm) -> (end_samples [N], smoothed [N, C])`."""
-
-    name: str
-    kind: str  # "tflite", "tflite-streaming", "keras"
-    path: Path
-    sidecar: al.Sidecar  # labels, multi-label, rate; float I/O except for whole-clip .tflite files
-    hop_samples: int
-    window_samples: int
-    windows: int  # smoothing windows
-    _score: Callable[[np.ndarray, Tick], tuple[np.ndarray, np.ndarray]]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self.sidecar.labels
-
-    @property
-    def hop_ms(self) -> float:
-        return 1000.0 * self.hop_samples / self.sidecar.sample_rate
-
-    def score(self, pcm: np.ndarray, tick: Tick = lambda n: None) -> tuple[np.ndarray, np.ndarray]:
-        return self._score(np.asarray(pcm, np.int16).reshape(-1), tick)
-
-
-def keyword_stream_scorer(name: str, kind: str, path: Path, sidecar: al.Sidecar, model: al.Model, hop_ms: int,
-                          average_window_ms: float) -> Scorer:
-    """Score through `app_logic.KeywordStream` itself: what the Android app computes, hop for hop."""
-    windows = smoothing_windows(average_window_ms, hop_ms)
-    hop = al.hop_samples(hop_ms, sidecar.sample_rate)
-
-    def score(pcm: np.ndarray, tick: Tick):
-        stream = al.KeywordStream(sidecar, model, hop_ms, windows, threshold=1.0)
-        ends, smoothed = [], []
-        chunk = sidecar.sample_rate  # feed one second at a time: progress, and chunking changes nothing
-        for start in range(0, len(pcm), chunk):
-            for r in stream.feed(pcm[start : start + chunk]):
-                ends.append(r.end_sample)
-                smoothed.append(r.smoothed)
-            tick(len(pcm[start : start + chunk]))
-        return np.array(ends, np.int64), np.array(smoothed, np.float64).reshape(-1, len(sidecar.labels))
-
-    return Scorer(name, kind, path, sidecar, hop, sidecar.input_samples, windows, score)
-
-
-def tflite_scorer(path: str | Path, *, hop_ms: int = DEFAULT_HOP_MS, average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS,
-                  threads: int = 1) -> Scorer:
-    """A .tflite file with its sidecar: whole-clip files on a sliding window, streaming files hop by hop."""
-    from kws_kd.tflite.sidecar import read_sidecar
-
-    path = Path(path)
-    if not path.is_file():
-        raise KwsKdError(f"{path}: no such .tflite file")
-    side = read_sidecar(path)  # one-line error naming FILE.json when it is missing
-    if side.get("streaming"):
-        return _streaming_scorer(path, side, average_window_ms, threads)
-    from kws_kd.tflite.runner import TFLiteClassifier
-
-    sidecar = al.load_sidecar(al.sidecar_path_for(path))
-    clf = TFLiteClassifier(path, num_threads=threads)
-    if np.dtype(clf.input["dtype"]).name != sidecar.input.dtype or int(np.prod(clf.input["shape"])) != sidecar.input_samples:
-        raise KwsKdError(f"{al.sidecar_path_for(path)}: input {sidecar.input.dtype} x {sidecar.input_samples} does not "
-                         f"match {path.name} ({np.dtype(clf.input['dtype']).name} x {int(np.prod(clf.input['shape']))})")
-    interp, inp, out = clf.interpreter, clf.input, clf.output
-
-    def model(x: np.ndarray) -> np.ndarray:
-        interp.set_tensor(inp["index"], np.asarray(x).reshape(inp["shape"]).astype(inp["dtype"]))
-        interp.invoke()
-        return interp.get_tensor(out["index"])
-
-    return keyword_stream_scorer(path.stem, "tflite", path, sidecar, model, hop_ms, average_window_ms)
-
-
-def _streaming_scorer(path: Path, side: dict, average_window_ms: float, threads: int) -> Scorer:
-    from kws_kd.tflite.streaming import StreamingLayout, StreamingTFLite
-
-    layout = StreamingLayout.from_dict(side["streaming"])
-    try:
-        sidecar = float_sidecar(side["labels"], side.get("multi_label", False), side["sample_rate"], layout.hop_samples,
-                                side.get("model", ""))
-    except (KeyError, TypeError) as exc:
-        raise KwsKdError(f"{al.sidecar_path_for(path)}: sidecar field {exc} is missing or malformed") from None
-    runner = StreamingTFLite(path, layout, num_threads=threads)
-    hop = layout.hop_samples
-    windows = smoothing_windows(average_window_ms, 1000.0 * hop / sidecar.sample_rate)
-
-    def score(pcm: np.ndarray, tick: Tick):
-        """From silence (zero tail and state, as a ring buffer starts), every hop of the file, state never reset."""
-        runner.reset()
-        x = al.pcm_to_float(pcm)
-        smoother = al.PosteriorSmoother(windows)
-        frames = len(x) // hop
-        smoothed = np.zeros((frames, len(sidecar.labels)), np.float64)
-        step = max(1, sidecar.sample_rate // hop)  # progress once per second of audio
-        for k in range(frames):
-            smoothed[k] = smoother.push(al.posteriors(runner.push(x[k * hop : (k + 1) * hop]), sidecar))
-            if (k + 1) % step == 0:
-                tick(step * hop)
-        tick(len(x) - (frames // step) * step * hop)
-        return (np.arange(1, frames + 1, dtype=np.int64) * hop), smoothed
-
-    clip = int(side.get("input_samples") or layout.window_samples)  # the clip length it was verified on
-    return Scorer(path.stem, "tflite-streaming", path, sidecar, hop, clip, windows, score)
-
-
-def keras_scorer(run_dir: str | Path, *, hop_ms: int = DEFAULT_HOP_MS, average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS,
-                 batch_size: int = 32) -> Scorer:
-    """A run's best weights on a sliding window of its clip length, batched; hop schedule as KeywordStream's."""
-    from kws_kd.run import load_run
-
-    run = load_run(run_dir)
-    model = run.build_model(weights="best", strip=True)
-    sidecar = float_sidecar(run.labels, run.multi_label, run.config.sample_rate, run.clip_samples(), run.model_name)
-    return model_scorer(run.path.name, run.path, model, sidecar, hop_ms=hop_ms, average_window_ms=average_window_ms,
-                        batch_size=batch_size)
-
-
-def model_scorer(name: str, path: Path, model, sidecar: al.Sidecar, *, hop_ms: int = DEFAULT_HOP_MS,
-                 average_window_ms: float = DEFAULT_AVERAGE_WINDOW_MS, batch_size: int = 32) -> Scorer:
-    """Any Keras model audio [B, window] -> logits [B, C] (or [logits, ...]) on batched sliding windows."""
-    import tensorflow as tf
-
-    forward = tf.function(lambda audio: model(audio, training=False), reduce_retracing=True)
-    window, hop = sidecar.input_samples, al.hop_samples(hop_ms, sidecar.sample_rate)
-    windows = smoothing_windows(average_window_ms, hop_ms)
-
-    def score(pcm: np.ndarray, tick: Tick):
-        x = al.pcm_to_float(pcm)
-        ends = np.arange(window, len(x) + 1, hop, dtype=np.int64)  # KeywordStream's schedule: window + k * hop
-        smoother = al.PosteriorSmoother(windows)
-        smoothed = np.zeros((len(ends), len(sidecar.labels)), np.float64)
-        if len(ends):
-            views = np.lib.stride_tricks.sliding_window_view(x, window)[::hop]
-            for b in range(0, len(ends), batch_size):
-                out = forward(tf.constant(np.ascontiguousarray(views[b : b + batch_size])))
-                logits = np.asarray(out[0] if isinstance(out, (list, tuple)) else out)
-                for j, row in enumerate(logits):
-                    smoothed[b + j] = smoother.push(al.posteriors(row, sidecar))
-                tick(len(logits) * hop)
-        tick(max(0, len(x) - len(ends) * hop))
-        return ends, smoothed
-
-    return Scorer(name, "keras", Path(path), sidecar, hop, window, windows, score)
+from kws_kd.stream_metrics import (
+    DEFAULT_SUPPRESSION_MS,
+    DEFAULT_TOLERANCE_MS,
+    FA_KINDS,
+    OPERATING_RULE,
+    REFERENCE_THRESHOLD,
+    TARGET_FA_PER_HOUR,
+    ScoredFile,
+    default_thresholds,
+    operating_point,
+    point_at,
+    sweep,
+)
+from kws_kd.stream_scorers import Scorer
 
 
 # ---------------------------------------------------------------- the whole evaluation

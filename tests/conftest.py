@@ -5,15 +5,16 @@ Kept to data fixtures only (other test files may use them).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-SHARED_DATA = Path(os.environ.get("KWS_KD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-SC_SUBSET_NAME = "speech_commands_v0.02_test_subset"
+from kws_kd.data.shared import SC_SUBSET as SC_SUBSET_NAME
+from kws_kd.data.shared import shared_data_dir
+
+SHARED_DATA = shared_data_dir()
 
 
 def write_tone(path: Path, seconds: float = 1.0, rate: int = 16000, freq: float = 440.0, amp: float = 0.5, channels: int = 1) -> np.ndarray:

@@ -48,6 +48,13 @@ def test_quick_demo_table_has_every_row(quick_demo):
         assert 0.0 <= row["mass_in_span"] <= 1.0
     for row in summary["rows"][1:]:
         assert 0.0 <= row["int8_accuracy"] <= 1.0
+        frr = row["frr_at_1_fa_per_hour"]
+        assert frr is None or 0.0 <= frr <= 1.0
+    # the detection stage scored both twins on the same stream and drew them on one DET plot
+    detection = json.loads(next((out / "stages").glob("detection-*/stream_eval_stream.json")).read_text())
+    assert sorted(m["name"] for m in detection["models"]) == ["tc_resnet λ=0", "tc_resnet λ=0.25"]
+    assert detection["keywords"] > 0 and all(m["kind"] == "tflite" for m in detection["models"])
+    assert (out / "detection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = (out / "summary.md").read_text()
     assert table.count("\n| tc_resnet |") == 2 and "| teacher" in table
     png = out / "attention.png"
@@ -81,7 +88,7 @@ def test_format_table_marks_missing_values():
                            "size_bytes": 2048, "latency_ms": 1.5, "mass_in_span": None, "ratio_to_chance": None,
                            "peak_in_span": None}])
     line = format_table(s).splitlines()[2]
-    assert line == "| teacher | - | 50.0 | - | 2 | 1.50 | - | - | - |"
+    assert line == "| teacher | - | 50.0 | - | - | 2 | 1.50 | - | - | - |"  # no FRR @ 1 FA/h for the teacher
 
 
 def test_demo_refuses_a_vanilla_lambda(tmp_path, capsys):

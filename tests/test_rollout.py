@@ -173,6 +173,24 @@ def test_interpolate_attention():
     assert np.all(np.diff(up) >= 0)  # monotone input stays monotone
 
 
+def test_interpolate_attention_zero_mass_rule():
+    """One rule: linear sampling that misses every non-zero frame falls back to area; no mass at all is an error."""
+    v = np.zeros(400)
+    v[1] = 1.0  # 400 -> 50: output centres sample frames 3.5, 11.5, ...: linear sees only zeros
+    assert np.interp((np.arange(50) + 0.5) / 50, (np.arange(400) + 0.5) / 400, v).sum() == 0
+    out = interpolate_attention(v, 50)
+    np.testing.assert_allclose(out, interpolate_attention(v, 50, "area"), atol=1e-15)
+    assert out[0] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)  # frame 1 lies in output bin 0
+    for bad in (np.zeros(10), -np.ones(10)):
+        for method in ("linear", "area"):
+            with pytest.raises(KwsKdError, match="no positive mass"):
+                interpolate_attention(bad, 5, method)
+    with pytest.raises(KwsKdError, match="non-finite"):
+        interpolate_attention(np.array([0.5, np.nan]), 3)
+    with pytest.raises(KwsKdError, match="unknown interpolation"):
+        interpolate_attention(np.ones(3), 3, "cubic")
+
+
 def test_rollout_cli_on_saved_npy(tmp_path, capsys):
     rng = np.random.default_rng(6)
     maps = random_maps(rng, (2, 3, 2, 6, 6)).astype(np.float32)

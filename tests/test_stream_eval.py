@@ -13,17 +13,9 @@ from kws_kd import app_logic as al
 from kws_kd.cli.main import main
 from kws_kd.data.stream import StreamEvent, build_stream, read_stream
 from kws_kd.errors import KwsKdError
-from kws_kd.stream_eval import (
-    ScoredFile,
-    evaluate_stream,
-    float_sidecar,
-    keyword_stream_scorer,
-    match,
-    operating_point,
-    score_threshold,
-    smoothing_windows,
-    sweep,
-)
+from kws_kd.stream_eval import evaluate_stream
+from kws_kd.stream_metrics import ScoredFile, match, operating_point, score_threshold, sweep
+from kws_kd.stream_scorers import float_sidecar, keyword_stream_scorer, smoothing_windows
 
 from _stream_fixtures import LABELS, SR, make_word_dataset, write_stream
 
@@ -211,7 +203,7 @@ def test_whole_clip_scorer_is_the_app_keyword_stream(built_stream):
     """The .tflite path gives exactly KeywordStream's smoothed posteriors (the app mirror), window by window."""
     import soundfile as sf
 
-    from kws_kd.stream_eval import tflite_scorer
+    from kws_kd.stream_scorers import tflite_scorer
     from kws_kd.tflite.runner import TFLiteClassifier
 
     scorer = tflite_scorer(GOLDEN / "tiny_int8.tflite", hop_ms=250, average_window_ms=750)
@@ -266,7 +258,7 @@ def test_keras_windows_match_keyword_stream(built_stream):
     keras = pytest.importorskip("keras")
     import soundfile as sf
 
-    from kws_kd.stream_eval import model_scorer
+    from kws_kd.stream_scorers import model_scorer
 
     keras.utils.set_random_seed(1)
     model = keras.Sequential([keras.Input((1600,)), keras.layers.Dense(4)])

@@ -10,9 +10,9 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from export.teacher_configs import named_config as _named_config  # noqa: E402
 from export.teacher_model import (  # noqa: E402
     TeacherClassifier,
-    _named_config,
     build_teacher,
     checkpoint_hash,
     load_teacher,

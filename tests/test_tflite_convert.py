@@ -45,9 +45,9 @@ def converted(tmp_path_factory):
     All SavedModels are exported first, then ONE converter child converts them
     all (one TensorFlow import instead of eight).
     """
-    from kws_kd.features import dynamic_range_safe
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
     from kws_kd.students.attention import strip
-    from kws_kd.tflite.convert import Job, export_saved_model, front_end_scopes, run_jobs
+    from kws_kd.tflite.convert import Job, export_saved_model, run_jobs
 
     root = tmp_path_factory.mktemp("tflite")
     rep = np.random.default_rng(0).uniform(-0.3, 0.3, (8, SR)).astype(np.float32)

@@ -6,7 +6,7 @@ import numpy as np
 
 
 def test_input_quantization_rounds_ties_away_from_zero_like_tflite_and_the_app():
-    from kws_kd.tflite.runner import quantize_input, round_half_away
+    from kws_kd.int8 import quantize as quantize_input, round_half_away
 
     np.testing.assert_array_equal(round_half_away(np.array([2.5, -2.5, 0.5, -0.5, 1.4999, -1.6])),
                                   [3.0, -3.0, 1.0, -1.0, 1.0, -2.0])

@@ -149,7 +149,7 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0, i
         if not (cache / name).exists() or (cache / name).read_text() != text:
             (cache / name).write_text(text)
     path = Path(path).resolve()
-    from kws_kd.tflite.runner import quantize_input
+    from kws_kd.int8 import quantize
 
     host = TFLiteClassifier(path, num_threads=1)
     audio = np.random.default_rng(seed).uniform(-0.5, 0.5, host.input_samples).astype(np.float32)
@@ -160,7 +160,7 @@ def run_arm(path: str | os.PathLike, *, timeout_s: float = 600, seed: int = 0, i
         inp, out = Path(tmp) / "in.npy", Path(tmp) / "out.npy"
         x = audio.reshape(host.input["shape"])
         if host.input_quant is not None:  # same quantized input on both sides
-            x = quantize_input(x, host.input_quant["scale"], host.input_quant["zero_point"], host.input["dtype"])
+            x = quantize(x, host.input_quant["scale"], host.input_quant["zero_point"], host.input["dtype"])
         np.save(inp, x.astype(host.input["dtype"]))
         env = {**os.environ, "PYTHONPATH": str(cache / "site"), "PYTHONNOUSERSITE": "1"}
         results = None

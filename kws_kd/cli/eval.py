@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _stream(args: argparse.Namespace) -> int:
     from kws_kd.data.stream import read_stream
-    from kws_kd.stream_eval import evaluate_stream, format_stream_report, keras_scorer, tflite_scorer
+    from kws_kd.stream_eval import evaluate_stream, format_stream_report
+    from kws_kd.stream_scorers import keras_scorer, tflite_scorer
 
     if args.attention_in_span or args.max_clips is not None or args.data:
         raise KwsKdError("--stream evaluates whole stream files: --attention-in-span, --max-clips and --data do not apply")

@@ -5,13 +5,18 @@ from __future__ import annotations
 import argparse
 
 from kws_kd.cli.common import add_command
+from kws_kd.tflite import MODES
 
-MODES = ("float32", "float16", "dynamic", "int8")
+#: Output formats `kws-kd export` writes (`--tflite` is the documented spelling of `--format tflite`).
+FORMATS = ("tflite",)
 
 
 def register(subparsers) -> None:
     parser = add_command(subparsers, "export", help="strip the attention branch and export a student to TFLite")
-    parser.add_argument("--tflite", action="store_true", required=True, help="export a .tflite file (the only format)")
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--format", choices=FORMATS, default="tflite", help="output format (default: tflite, the only one)")
+    fmt.add_argument("--tflite", dest="format", action="store_const", const="tflite",
+                     help="same as --format tflite (optional: it is the default)")
     parser.add_argument("--run", required=True, help="run folder written by kws-kd train")
     parser.add_argument("--quantize", choices=MODES, default="float32", help="weights/activations precision")
     parser.add_argument("--clip-seconds", type=float, default=None, help="input length (default: the run's)")

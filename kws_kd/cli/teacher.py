@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 from kws_kd.cli.common import add_command
-from kws_kd.errors import KwsKdError
 
 SPLIT_CHOICES = ("train", "validation", "test")
 
@@ -89,28 +88,17 @@ def _register_export(sub) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    try:
-        from export.export_store import export_store
-    except ImportError as exc:
-        raise KwsKdError(f"`kws-kd teacher export` needs torch and transformers: pip install -e '.[teacher]' ({exc})") from None
+    """Torch runs in a child process (`export.command`): this one never imports it."""
+    from dataclasses import asdict
 
-    summary = export_store(
-        args.teacher,
-        args.data,
-        args.out,
-        splits=args.splits,
-        batch_size=args.batch_size,
-        num_shards=args.num_shards,
-        shard_index=args.shard_index,
-        rollout=rollout_options_from_args(args),
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    print(
-        f"wrote {summary.num_clips} clips to {summary.shard_file} "
-        f"({summary.clips_per_second:.2f} clips/s)"
-    )
-    return 0
+    from kws_kd.child import run_teacher_command
+
+    rollout = rollout_options_from_args(args)  # bad rollout options fail here, before torch starts
+    return run_teacher_command("export", {
+        "teacher": args.teacher, "data": args.data, "out": args.out, "splits": args.splits,
+        "batch_size": args.batch_size, "num_shards": args.num_shards, "shard_index": args.shard_index,
+        "rollout": asdict(rollout), "device": args.device, "progress": not args.no_progress,
+    })
 
 
 def _register_rollout(sub) -> None:

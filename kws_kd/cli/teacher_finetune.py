@@ -1,13 +1,13 @@
 """`kws-kd teacher finetune`: train the wav2vec 2.0 teacher (torch, `export/finetune.py`).
 
-`kws_kd/cli/teacher.py` calls `register_finetune(teacher_subparsers)`. torch is
-imported only inside the handler, so `kws-kd --help` stays fast.
+`kws_kd/cli/teacher.py` calls `register_finetune(teacher_subparsers)`. The
+handler runs torch in a child process (`export.command`), so no kws-kd process
+ever imports it.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 
 from kws_kd.cli.common import add_command
 
@@ -72,35 +72,17 @@ def register_finetune(sub) -> argparse.ArgumentParser:
 
 
 def run_finetune(args: argparse.Namespace) -> int:
-    from export.finetune import FinetuneOptions, finetune
+    from kws_kd.child import run_teacher_command
 
-    opts = FinetuneOptions(
-        data=args.data, out=args.out, config=args.config, checkpoint=args.checkpoint, pooling=args.pooling,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        max_steps=args.max_steps, max_minutes=args.max_minutes,
-        clip_seconds=tuple(args.clip_seconds) if args.clip_seconds else None,
-        clip_weights=tuple(args.clip_weights) if args.clip_weights else None,
-        val_seconds=args.val_seconds, fresh_mix=args.fresh_mix, noise=args.noise, eval_every=args.eval_every,
-        eval_clips=args.eval_clips or None, save_every=args.save_every, specaugment_p=args.specaugment_p,
-        grad_clip=args.grad_clip, seed=args.seed, threads=args.threads, interop_threads=args.interop_threads,
-        precision=args.precision, init_from=args.init_from, attention_dropout=args.attention_dropout,
-        log_every_s=args.log_every_s, progress=not args.no_progress, test=not args.no_test,
-    )
-    summary = finetune(opts)
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":  # `python -m kws_kd.cli.teacher_finetune ...` without the teacher group
-    import sys
-
-    from kws_kd.errors import KwsKdError
-
-    parser = argparse.ArgumentParser(prog="kws-kd teacher")
-    register_finetune(parser.add_subparsers(dest="teacher_command", required=True))
-    a = parser.parse_args(sys.argv[1:])
-    try:
-        sys.exit(a.func(a))
-    except KwsKdError as exc:
-        print(f"kws-kd teacher finetune: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    return run_teacher_command("finetune", {
+        "data": args.data, "out": args.out, "config": args.config, "checkpoint": args.checkpoint,
+        "pooling": args.pooling, "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+        "warmup_steps": args.warmup_steps, "max_steps": args.max_steps, "max_minutes": args.max_minutes,
+        "clip_seconds": args.clip_seconds or None, "clip_weights": args.clip_weights or None,
+        "val_seconds": args.val_seconds, "fresh_mix": args.fresh_mix, "noise": args.noise,
+        "eval_every": args.eval_every, "eval_clips": args.eval_clips or None, "save_every": args.save_every,
+        "specaugment_p": args.specaugment_p, "grad_clip": args.grad_clip, "seed": args.seed,
+        "threads": args.threads, "interop_threads": args.interop_threads, "precision": args.precision,
+        "init_from": args.init_from, "attention_dropout": args.attention_dropout, "log_every_s": args.log_every_s,
+        "progress": not args.no_progress, "test": not args.no_test,
+    })

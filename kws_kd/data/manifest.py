@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
+
 from kws_kd.atomic import atomic_write_text
+from kws_kd.audio import SAMPLE_RATE
 from kws_kd.errors import KwsKdError
 from kws_kd.jsonio import read_json_object
 
 SPLITS = ("train", "validation", "test")
-SAMPLE_RATE = 16000
 MANIFEST_CSV = "manifest.csv"
 DATASET_JSON = "dataset.json"
 MANIFEST_COLUMNS = ("clip_id", "split", "labels", "path", "keyword_start", "keyword_end", "source")
@@ -75,6 +77,28 @@ class Manifest:
 
     def label_index(self) -> dict[str, int]:
         return {name: i for i, name in enumerate(self.label_names)}
+
+    def encode_labels(self, records: Iterable[ClipRecord]) -> np.ndarray:
+        """Targets of `records`: label indices int64 [N], or multi-hot float32 [N, C] for multi-label data."""
+        index = self.label_index()
+        records = list(records)
+        try:
+            if not self.multi_label:
+                return np.array([index[r.label] for r in records], dtype=np.int64)
+            out = np.zeros((len(records), self.num_labels), dtype=np.float32)
+            for i, r in enumerate(records):
+                out[i, [index[lab] for lab in r.labels]] = 1.0
+            return out
+        except KeyError as exc:
+            raise KwsKdError(f"{self.root}: label {exc.args[0]!r} is not in the dataset's labels") from None
+
+    def label_order(self, names: Iterable[str]) -> list[int]:
+        """Dataset index of each of `names` (e.g. a teacher's label order); a name it lacks is a KwsKdError."""
+        index = self.label_index()
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise KwsKdError(f"{self.root}: labels {missing[:5]} are not in the dataset's labels")
+        return [index[n] for n in names]
 
     def content_hash(self) -> str:
         """SHA-256 over labels and (clip_id, split, labels, span): independent of where the folder lives."""

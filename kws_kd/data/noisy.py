@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from kws_kd.atomic import atomic_dir
-from kws_kd.audio import SAMPLE_RATE, audio_info, pad_or_crop, read_audio, to_int16
+from kws_kd.audio import SAMPLE_RATE, pad_or_crop, read_audio, to_int16
 from kws_kd.data.manifest import ClipRecord, Manifest, read_manifest, write_manifest
 from kws_kd.errors import KwsKdError
 
@@ -213,16 +213,3 @@ def _background(manifest: Manifest) -> list[np.ndarray]:
     from kws_kd.data.speech_commands import background_noise_files
 
     return [read_audio(p) for p in background_noise_files(manifest.root)]
-
-
-def check_noise_dir(noise_dir: str | Path, seconds: float) -> list[str]:
-    """Problems with a noise folder (cheap header check), for `kws-kd data check`."""
-    problems = []
-    n = int(round(seconds * SAMPLE_RATE))
-    for p in sorted(Path(noise_dir).glob("*.wav")):
-        rate, ch, frames = audio_info(p)
-        if ch != 1:
-            problems.append(f"{p}: {ch} channels")
-        elif frames * SAMPLE_RATE / rate < n:
-            problems.append(f"{p}: shorter than {seconds} s")
-    return problems

@@ -111,6 +111,20 @@ def make_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
+def eval_dataset(manifest: Manifest, split: str, batch_size: int, clip_samples: int, *,
+                 max_clips: int | None = None) -> tf.data.Dataset:
+    """Every clip of `split` (its first `max_clips`) in manifest order, unshuffled, the last batch kept.
+
+    The data path of validation, `kws-kd eval` and the attention plots.
+    """
+    from dataclasses import replace
+
+    clips = manifest.split(split)[:max_clips]
+    if not clips:
+        raise KwsKdError(f"{manifest.root}: split {split!r} has no clips")
+    return make_dataset(replace(manifest, clips=clips), split, batch_size, clip_samples=clip_samples)
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
     """The permutation `make_dataset(shuffle=True)` uses for an epoch (for checks and resume logic)."""
     i = tf.range(n, dtype=tf.int64)
@@ -170,14 +184,9 @@ def _index_stream(n: int, shuffle: bool, seed: int, epoch: int, repeat: bool) ->
 
 
 def _tensors(manifest: Manifest, records: list[ClipRecord]) -> dict[str, tf.Tensor]:
-    index = manifest.label_index()
-    if manifest.multi_label:
-        labels = np.zeros((len(records), manifest.num_labels), np.float32)
-        for r, c in enumerate(records):
-            for lab in c.labels:
-                labels[r, index[lab]] = 1.0
-    else:
-        labels = np.array([index[c.label] for c in records], np.int32)
+    labels = manifest.encode_labels(records)
+    if not manifest.multi_label:
+        labels = labels.astype(np.int32)
     spans = np.array(
         [[-1.0, -1.0] if c.keyword_start is None else [c.keyword_start, c.keyword_end] for c in records], np.float32
     )

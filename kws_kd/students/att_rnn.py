@@ -88,4 +88,5 @@ SPEC = StudentSpec(
     attention_length=attention_length,
     branch=False,
     summary="2 x Conv2D + 2 x BiGRU 128 + dot attention (kws_streaming att_rnn)",
+    not_streamable="its recurrence is bidirectional: the backward pass needs the whole clip",
 )

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Mapping
 
 import keras
 
@@ -60,8 +60,33 @@ class BuildOptions:
 
 
 @dataclass(frozen=True)
+class StreamStep:
+    """What a student's `stream_step` returns: one frame of its graph, the state carried in and out.
+
+    `states` are the `keras.Input`s of the carried tensors (batch 1, named:
+    the names become the streaming file's input names), `next_states` their
+    values after this frame, in the same order. For the first `warmup_frames`
+    calls the runner holds the `recurrent` states at zero (buffers still filling).
+    """
+
+    states: dict
+    logits: Any
+    next_states: list
+    warmup_frames: int = 0
+    recurrent: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StudentSpec:
-    """A registered student. `branch` is True when its attention is a removable branch."""
+    """A registered student: everything kws-kd knows about it lives here (its file fills it in).
+
+    `branch` is True when its attention is a removable branch. `stream_step(layers,
+    config, mfcc)` builds one 20 ms frame of the graph from the frame's MFCCs
+    [1, 1, coeffs] (`kws_kd.tflite.streaming`); a student without one says why
+    in `not_streamable`. `default_optimizer` is the paper recipe's optimizer
+    (one of `kws_kd.train_options.Optimizer`), `short_run_config` the student-config overrides of a
+    CPU-scale run of a few hundred steps (`kws_kd.experiment.training_recipe`).
+    """
 
     name: str
     config_class: type
@@ -70,6 +95,14 @@ class StudentSpec:
     attention_length: Callable[[Any, int], int]
     branch: bool
     summary: str
+    stream_step: Callable[[dict, Any, Any], StreamStep] | None = None
+    not_streamable: str = "it has no streaming form"
+    default_optimizer: str = "adam"
+    short_run_config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def streamable(self) -> bool:
+        return self.stream_step is not None
 
 
 @dataclass(frozen=True)
@@ -81,6 +114,11 @@ class StudentInfo:
     layers: dict
     options: BuildOptions
     attention: bool
+
+    @property
+    def front_end(self) -> MfccFrontEnd:
+        """The student's MFCC layer (the one `kws_kd.features.front_ends(model)` finds in its graph)."""
+        return self.layers["mfcc"]
 
 
 INFO_ATTR = "_kws_kd_student"

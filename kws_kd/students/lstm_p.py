@@ -3,6 +3,7 @@
 MFCC (20) -> LSTM 500 units with peepholes and a 200-unit projection (not
 stateful) -> last output -> dropout 0.3 -> Dense(labels).
 c' for the attention branch is the LSTM's projected output sequence (n' = frames).
+Streams: the carried state is the LSTM's r and c (`stream_step`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import keras
+from keras import ops
 
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import AttentionBranch
-from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
+from kws_kd.students.base import BuildOptions, StreamStep, StudentSpec, features, frames_for, front_end_layers
 from kws_kd.students.recurrent import PeepholeLSTMCell, recurrence
 
 
@@ -53,6 +55,15 @@ def attention_length(config: LstmPConfig, clip_samples: int) -> int:
     return frames_for(config, clip_samples)
 
 
+def stream_step(layers: dict, config: LstmPConfig, mfcc) -> StreamStep:
+    """One LSTM-P frame: the cell on this frame's MFCCs, logits from its output (dropout: identity)."""
+    cell = layers["cell"]
+    r_in = keras.Input((cell.projection,), batch_size=1, name="state_r")
+    c_in = keras.Input((cell.units,), batch_size=1, name="state_c")
+    out, (r, c) = cell(ops.reshape(mfcc, (1, -1)), [r_in, c_in])
+    return StreamStep({"state_r": r_in, "state_c": c_in}, layers["logits"](out), [r, c])
+
+
 SPEC = StudentSpec(
     name="lstm_p",
     config_class=LstmPConfig,
@@ -61,4 +72,5 @@ SPEC = StudentSpec(
     attention_length=attention_length,
     branch=True,
     summary="LSTM 500 + peepholes + projection 200 (kws_streaming lstm_peep)",
+    stream_step=stream_step,
 )

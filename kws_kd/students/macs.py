@@ -34,9 +34,9 @@ def layer_macs(layer: keras.layers.Layer) -> int:
             n = layer.config.fft_length
             fft = 2 * n * int(math.log2(n))
         else:
-            fft = layer._dft.macs_per_frame()
-        mel = layer._mel.shape[0] * layer._mel.shape[1]
-        dct = layer._dct.size
+            fft = layer.dft.macs_per_frame()
+        mel = layer.mel_weights.size
+        dct = layer.dct_weights.size
         return frames * (fft + mel + dct)
     if isinstance(layer, keras.layers.Conv2D):
         kh, kw, cin, cout = layer.kernel.shape

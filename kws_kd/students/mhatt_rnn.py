@@ -28,4 +28,5 @@ SPEC = StudentSpec(
     attention_length=att_rnn.attention_length,
     branch=False,
     summary="Att-RNN with 4 attention heads (kws_streaming att_mh_rnn)",
+    not_streamable="its recurrence is bidirectional: the backward pass needs the whole clip",
 )

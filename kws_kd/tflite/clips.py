@@ -30,15 +30,8 @@ def load_clips(
     if max_clips is not None and len(records) > max_clips:
         idx = np.sort(np.random.default_rng(seed).choice(len(records), max_clips, replace=False))
         records = [records[i] for i in idx]
-    index = manifest.label_index()
     audio = np.zeros((len(records), clip_samples), dtype=np.float32)
     for i, rec in enumerate(records):
         audio[i] = pad_or_crop(read_audio(rec.path, manifest.sample_rate), clip_samples, centre=True)
-    if manifest.multi_label:
-        targets = np.zeros((len(records), manifest.num_labels), dtype=np.float32)
-        for i, rec in enumerate(records):
-            for lab in rec.labels:
-                targets[i, index[lab]] = 1.0
-    else:
-        targets = np.array([index[rec.label] for rec in records], dtype=np.int64)
+    targets = manifest.encode_labels(records)
     return audio, targets, [r.clip_id for r in records]

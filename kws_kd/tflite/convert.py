@@ -12,7 +12,7 @@ Modes:
 - float16: weights stored as float16, computed in float32.
 - dynamic: int8 weights, float activations (dynamic-range quantization).
 - int8: full integer quantization calibrated on a representative set, except
-  the MFCC front end, which stays float (`front_end_scopes`, selective
+  the MFCC front end, which stays float (`features.front_end_scopes`, selective
   quantization in `_child`). I/O is float32 by default (raw audio in, logits out); `int8_io=True`
   makes the input int8 audio, i.e. 8-bit audio (measured in docs/export.md).
 """
@@ -50,19 +50,6 @@ def export_saved_model(model, directory: str | os.PathLike, label: str | None = 
         first = str(exc).splitlines()[0][:300] if str(exc) else ""
         raise KwsKdError(f"{label or model.name}: SavedModel export failed: {type(exc).__name__}: {first}") from None
     return shape
-
-
-def front_end_scopes(model) -> list[str]:
-    """Names of the model's MFCC front-end layers (kept float inside int8 files)."""
-    from kws_kd.features import MfccFrontEnd
-
-    stack, names = list(getattr(model, "layers", [])), []
-    while stack:
-        layer = stack.pop(0)
-        if isinstance(layer, MfccFrontEnd):
-            names.append(layer.name)
-        stack.extend(getattr(layer, "layers", []) or [])
-    return names
 
 
 def _last_error_line(stderr: str) -> str:
@@ -168,7 +155,7 @@ def convert_model(
     `float_scopes` defaults to the model's MFCC front-end layer: in int8 mode
     those ops stay float (see `_child._selective_int8`).
     """
-    from kws_kd.features import dynamic_range_safe
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
 
     label = label or model.name
     if float_scopes is None:

@@ -28,24 +28,6 @@ class ExportResult:
     verification: dict | None
 
 
-def front_end_recipe(model) -> dict:
-    """The MFCC recipe of the model's front-end layer (defaults if none is found)."""
-    from kws_kd.features import FrontEndConfig, MfccFrontEnd
-
-    for layer in _all_layers(model):
-        if isinstance(layer, MfccFrontEnd):
-            return {"type": "mfcc", **layer.config.to_dict()}
-    return {"type": "mfcc", **FrontEndConfig().to_dict()}
-
-
-def _all_layers(model):
-    stack = list(getattr(model, "layers", []))
-    while stack:
-        layer = stack.pop(0)
-        yield layer
-        stack.extend(getattr(layer, "layers", []) or [])
-
-
 def _load_data(run, data: str | None):
     from kws_kd.data.load import load_dataset
 
@@ -71,11 +53,12 @@ def export_run(
     log=print,
 ) -> ExportResult:
     """Export the run's best weights to `out` (a .tflite path) and its sidecar beside it."""
+    from kws_kd.features import front_end_recipe
     from kws_kd.run import load_run
     from kws_kd.tflite.clips import load_clips
     from kws_kd.tflite.convert import convert_model
     from kws_kd.tflite.sidecar import build_sidecar, sidecar_path, write_sidecar
-    from kws_kd.tflite.verify import format_report, verify_tflite
+    from kws_kd.tflite.verify import check_bounds, format_report, verify_tflite
 
     if quantize not in MODES:
         raise KwsKdError(f"unknown --quantize {quantize!r} (choose from {', '.join(MODES)})")
@@ -125,6 +108,7 @@ def export_run(
                                        runner=stream_runner)
                 report["split"] = split
                 log(format_report(report, str(out)))
+                check_bounds(report, quantize, label)
         else:
             log(f"note: dataset {run.config.data!r} not found; skipped the check on held-out clips")
         sidecar = build_sidecar(

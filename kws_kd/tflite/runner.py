@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_kd.errors import KwsKdError
+from kws_kd.int8 import quantize
 
 
 def _interpreter(path: str | os.PathLike, num_threads: int | None = None, xnnpack: bool = True):
@@ -29,21 +30,6 @@ def _interpreter(path: str | os.PathLike, num_threads: int | None = None, xnnpac
     except (ValueError, RuntimeError) as exc:
         raise KwsKdError(f"{path}: LiteRT cannot load it: {str(exc).splitlines()[0][:200]}") from None
     return interp
-
-
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    """Round to nearest, ties away from zero: TFLite's own quantize and the Android app's rule.
-
-    (`np.round` sends ties to even: 2.5 -> 2, where TFLite gives 3.)
-    """
-    x = np.asarray(x, dtype=np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
-
-
-def quantize_input(x: np.ndarray, scale: float, zero_point: int, dtype) -> np.ndarray:
-    """Float input -> the file's integer input dtype, as apps must do it (documented in the sidecar)."""
-    info = np.iinfo(dtype)
-    return np.clip(round_half_away(np.asarray(x, np.float64) / scale) + zero_point, info.min, info.max).astype(dtype)
 
 
 def _quant(detail: dict) -> dict | None:
@@ -71,7 +57,7 @@ class TFLiteClassifier:
     def set_audio(self, audio: np.ndarray) -> None:
         x = np.asarray(audio, dtype=np.float32).reshape(self.input["shape"])
         if self.input_quant is not None:
-            x = quantize_input(x, self.input_quant["scale"], self.input_quant["zero_point"], self.input["dtype"])
+            x = quantize(x, self.input_quant["scale"], self.input_quant["zero_point"], self.input["dtype"])
         self.interpreter.set_tensor(self.input["index"], x.astype(self.input["dtype"]))
 
     def get_logits(self) -> np.ndarray:
@@ -113,3 +99,26 @@ def io_details(path: str | os.PathLike) -> dict:
         }
 
     return {"input": describe(clf.input), "output": describe(clf.output)}
+
+
+def signature_details(path: str | os.PathLike, state_names: list[str]) -> dict:
+    """{"inputs": {name: detail}, "outputs": {role: detail}} of a streaming file's one signature, for the sidecar.
+
+    Output roles are logits, tail_out and STATE_out, in Keras's output_0..
+    order (the streaming model's outputs: logits, tail, then the states).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_path=str(path))
+    (key,) = it.get_signature_list()
+    runner = it.get_signature_runner(key)
+
+    def describe(name: str, d: dict) -> dict:
+        return {"name": name, "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
+                "quantization": _quant(d)}
+
+    inputs = {n: describe(n, d) for n, d in runner.get_input_details().items()}
+    outs = runner.get_output_details()
+    order = sorted(outs, key=lambda k: int(k.rsplit("_", 1)[-1]))
+    roles = ["logits", "tail_out"] + [f"{n}_out" for n in state_names]
+    return {"inputs": inputs, "outputs": {role: describe(name, outs[name]) for role, name in zip(roles, order)}}

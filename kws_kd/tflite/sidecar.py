@@ -2,7 +2,9 @@
 
 Format (docs/architecture.md, "TFLite sidecar"): labels, sample rate, input
 length, I/O dtypes and quantization, front-end recipe, source run and its test
-metrics, op list and size. Written once here; apps and `evaluate_tflite` read it.
+metrics, op list and size. Written here; read in one place,
+`kws_kd.app.sidecar` (numpy only, shared with the app mirror), which
+`read_sidecar` below calls.
 """
 
 from __future__ import annotations
@@ -11,17 +13,10 @@ import json
 import os
 from pathlib import Path
 
+from kws_kd.app.sidecar import SIDECAR_FORMAT, SIDECAR_VERSION, load_sidecar
+from kws_kd.app.sidecar import sidecar_path_for as sidecar_path
 from kws_kd.atomic import atomic_write_text
-from kws_kd.errors import KwsKdError
-from kws_kd.jsonio import read_json_object
-from kws_kd.tflite.runner import io_details, op_counts
-
-SIDECAR_FORMAT = "kws-kd-tflite"
-SIDECAR_VERSION = 1
-
-
-def sidecar_path(tflite_path: str | os.PathLike) -> Path:
-    return Path(tflite_path).with_suffix(".json")
+from kws_kd.tflite.runner import io_details, op_counts, signature_details
 
 
 def build_sidecar(
@@ -45,9 +40,7 @@ def build_sidecar(
     `streaming.tensors` describes every named input and output.
     """
     if streaming:
-        from kws_kd.tflite.streaming import StreamingLayout, describe_signature
-
-        tensors = describe_signature(tflite_path, StreamingLayout.from_dict(streaming))
+        tensors = signature_details(tflite_path, list(streaming["states"]))
         io = {"input": tensors["inputs"]["audio"], "output": tensors["outputs"]["logits"]}
         input_samples = int(clip_samples or 0)
         streaming = {**streaming, "tensors": tensors}
@@ -80,11 +73,5 @@ def write_sidecar(path: str | os.PathLike, sidecar: dict) -> None:
 
 
 def read_sidecar(tflite_path: str | os.PathLike) -> dict:
-    """Read the sidecar of `tflite_path` (clear error when missing or not ours)."""
-    path = sidecar_path(tflite_path)
-    data = read_json_object(path, "every kws-kd .tflite needs its sidecar JSON (re-run kws-kd export)")
-    if data.get("format") != SIDECAR_FORMAT:
-        raise KwsKdError(f"{path}: not a kws-kd TFLite sidecar (format is not {SIDECAR_FORMAT!r})")
-    if data.get("version", 0) > SIDECAR_VERSION:
-        raise KwsKdError(f"{path}: sidecar version {data.get('version')} is newer than this kws-kd reads")
-    return data
+    """The validated sidecar of `tflite_path` as a dict (one-line error when missing, malformed or not ours)."""
+    return load_sidecar(sidecar_path(tflite_path)).extra

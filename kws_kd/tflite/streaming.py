@@ -15,14 +15,11 @@ feeding `tail = audio[:window - hop]` first and then consecutive hops walks the
 same frames, so after the last frame the logits equal the whole-clip model's
 (`tests/test_tflite_streaming.py` checks this against Keras and LiteRT).
 
-Which students stream: LSTM-P (state: the LSTM's r and c) and CRNN (state:
-the last frames each 'valid' time convolution needs, plus the GRU's h; for
-the first `warmup_frames` calls the convolution buffers are still filling, so
-the runner keeps the recurrent state at zero, exactly as the whole-clip model
-starts its GRU on the first complete convolution output). The bidirectional
-Att-RNN / MHAtt-RNN need the whole clip before the backward pass starts;
-TC-ResNet's strided time convolutions would need per-layer phase bookkeeping
-(not built).
+Which students stream: those whose `StudentSpec` has a `stream_step` (the
+student's own file builds its one-frame graph: LSTM-P carries the LSTM's r and
+c; CRNN the last frames each 'valid' time convolution needs, plus the GRU's h,
+held at zero for the first `warmup_frames` calls while the convolution buffers
+fill). Each other student says why not in `StudentSpec.not_streamable`.
 """
 
 from __future__ import annotations
@@ -35,13 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from kws_kd.errors import KwsKdError
-
-STREAMABLE = ("lstm_p", "crnn")
-WHY_NOT = {
-    "att_rnn": "its recurrence is bidirectional: the backward pass needs the whole clip",
-    "mhatt_rnn": "its recurrence is bidirectional: the backward pass needs the whole clip",
-    "tc_resnet": "its strided time convolutions would need per-layer phase state (not built)",
-}
+from kws_kd.int8 import quantize
+from kws_kd.tflite.sidecar import read_sidecar, sidecar_path
 
 
 @dataclass(frozen=True)
@@ -82,17 +74,22 @@ class StreamingLayout:
 
 
 def check_streamable(model_name: str) -> None:
-    if model_name not in STREAMABLE:
-        why = WHY_NOT.get(model_name, "it has no streaming form")
-        raise KwsKdError(f"--streaming: {model_name} cannot stream ({why}); streamable students: "
-                         f"{', '.join(STREAMABLE)}. Export it without --streaming.")
+    """A one-line error unless the registered student `model_name` has a streaming step."""
+    from kws_kd.students.registry import STUDENTS, get_spec
+
+    spec = get_spec(model_name)
+    if not spec.streamable:
+        names = ", ".join(name for name, s in STUDENTS.items() if s.streamable)
+        raise KwsKdError(f"--streaming: {model_name} cannot stream ({spec.not_streamable}); streamable students: "
+                         f"{names}. Export it without --streaming.")
 
 
 def build_streaming_model(whole_clip_model):
     """The one-frame Keras model sharing the weights of a built streamable student (any clip length).
 
     Returns (model, layout). Inputs: audio, tail, then the states in layout
-    order; outputs: logits, tail_out, then the states' next values.
+    order; outputs: logits, tail_out, then the states' next values. The
+    student's own `StudentSpec.stream_step` wires the frame after the MFCCs.
     """
     import keras
     from keras import ops
@@ -106,50 +103,13 @@ def build_streaming_model(whole_clip_model):
     audio = keras.Input((hop,), batch_size=1, name="audio")
     tail = keras.Input((window - hop,), batch_size=1, name="tail")
     frame = ops.concatenate([tail, audio], axis=-1)  # [1, window]
-    mfcc = info.layers["mfcc"](frame)  # [1, 1, coeffs]
-    step = {"lstm_p": _lstm_p_step, "crnn": _crnn_step}[info.spec.name]
-    states, logits, next_states, warmup, recurrent = step(info, mfcc)
-    layout = StreamingLayout(hop, window, {k: tuple(int(d) for d in v.shape[1:]) for k, v in states.items()},
-                             warmup, recurrent)
-    model = keras.Model([audio, tail, *states.values()], [logits, frame[:, hop:], *next_states],
+    mfcc = info.front_end(frame)  # [1, 1, coeffs]
+    step = info.spec.stream_step(info.layers, info.config, mfcc)
+    layout = StreamingLayout(hop, window, {k: tuple(int(d) for d in v.shape[1:]) for k, v in step.states.items()},
+                             int(step.warmup_frames), tuple(step.recurrent))
+    model = keras.Model([audio, tail, *step.states.values()], [step.logits, frame[:, hop:], *step.next_states],
                         name=f"{info.spec.name}_streaming")
     return model, layout
-
-
-def _lstm_p_step(info, mfcc):
-    """One LSTM-P frame: the cell on this frame's MFCCs, logits from its output (dropout: identity)."""
-    import keras
-    from keras import ops
-
-    cell = info.layers["cell"]
-    r_in = keras.Input((cell.projection,), batch_size=1, name="state_r")
-    c_in = keras.Input((cell.units,), batch_size=1, name="state_c")
-    out, (r, c) = cell(ops.reshape(mfcc, (1, -1)), [r_in, c_in])
-    return {"state_r": r_in, "state_c": c_in}, info.layers["logits"](out), [r, c], 0, ()
-
-
-def _crnn_step(info, mfcc):
-    """One CRNN frame: each 'valid' conv sees its buffered last k-1 input frames + the new one, then one GRU step."""
-    import keras
-    from keras import ops
-
-    layers, config = info.layers, info.config
-    x = ops.expand_dims(mfcc, -1)  # [1, 1, coeffs, 1]
-    states, nexts, warmup = {}, [], 0
-    for i in range(len(config.cnn_filters)):
-        k = int(config.cnn_kernels[i][0])
-        buf = keras.Input((k - 1, *x.shape[2:]), batch_size=1, name=f"conv{i}_buffer")
-        window = ops.concatenate([buf, x], axis=1)  # [1, k, F, C]
-        states[f"conv{i}_buffer"] = buf
-        nexts.append(window[:, 1:])
-        x = layers[f"conv{i}"](window)  # [1, 1, F', C']
-        warmup += k - 1
-    cell = layers["cell"]
-    h_in = keras.Input((cell.units,), batch_size=1, name="state_h")
-    states["state_h"] = h_in
-    out, (h,) = cell(ops.reshape(x, (1, -1)), [h_in])
-    logits = layers["logits"](layers["dense2"](layers["dense1"](out)))
-    return states, logits, nexts + [h], warmup, ("state_h",)
 
 
 def export_streaming_saved_model(model, layout: StreamingLayout, directory: str | os.PathLike, label: str) -> None:
@@ -225,13 +185,11 @@ class StreamingTFLite:
             np.asarray(tail, np.float32).reshape(1, -1)
 
     def _to(self, name: str, x: np.ndarray) -> np.ndarray:
-        from kws_kd.tflite.runner import quantize_input
-
         d = self.inputs[name]
         scale, zero = d.get("quantization", (0.0, 0))
         if np.dtype(d["dtype"]) == np.float32 or not scale:
             return x.astype(np.float32)
-        return quantize_input(x, scale, zero, d["dtype"])
+        return quantize(x, scale, zero, d["dtype"])
 
     def _from(self, name: str, y: np.ndarray) -> np.ndarray:
         d = self.outputs[name]
@@ -269,35 +227,11 @@ class StreamingTFLite:
         return np.stack([self.clip_logits(c) for c in clips])
 
 
-def describe_signature(path: str | os.PathLike, layout: StreamingLayout) -> dict:
-    """{"inputs": {name: detail}, "outputs": {role: detail}} of a streaming file, for the sidecar.
-
-    Output roles are logits, tail_out and STATE_out (Keras's output_0.. order).
-    """
-    from ai_edge_litert.interpreter import Interpreter
-
-    from kws_kd.tflite.runner import _quant
-
-    it = Interpreter(model_path=str(path))
-    (key,) = it.get_signature_list()
-    runner = it.get_signature_runner(key)
-
-    def describe(name: str, d: dict) -> dict:
-        return {"name": name, "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name,
-                "quantization": _quant(d)}
-
-    inputs = {n: describe(n, d) for n, d in runner.get_input_details().items()}
-    outs = runner.get_output_details()
-    order = sorted(outs, key=lambda k: int(k.rsplit("_", 1)[-1]))
-    roles = ["logits", "tail_out"] + [f"{n}_out" for n in layout.states]
-    return {"inputs": inputs, "outputs": {role: describe(name, outs[name]) for role, name in zip(roles, order)}}
-
-
 def convert_streaming(whole_clip_model, outputs: dict[str, str | os.PathLike], *, calibration_audio: np.ndarray | None,
                       label: str, log=print) -> StreamingLayout:
     """Build the one-frame model of `whole_clip_model` and convert it to each `{mode: path}` (child process)."""
-    from kws_kd.features import dynamic_range_safe
-    from kws_kd.tflite.convert import Job, front_end_scopes, run_jobs
+    from kws_kd.features import dynamic_range_safe, front_end_scopes
+    from kws_kd.tflite.convert import Job, run_jobs
 
     model, layout = build_streaming_model(whole_clip_model)
     representative = None
@@ -323,33 +257,9 @@ def convert_streaming(whole_clip_model, outputs: dict[str, str | os.PathLike], *
 
 def streaming_runner(path: str | os.PathLike, num_threads: int | None = 1) -> tuple["StreamingTFLite", int] | None:
     """(runner, clip samples) when `path`'s sidecar says it is a streaming file, else None."""
-    from kws_kd.tflite.sidecar import read_sidecar, sidecar_path
-
     if not sidecar_path(path).exists():
         return None
     side = read_sidecar(path)
     if not side.get("streaming"):
         return None
     return StreamingTFLite(path, StreamingLayout.from_dict(side["streaming"]), num_threads), int(side["input_samples"])
-
-
-def streaming_latency(path: str | os.PathLike, *, threads: int = 1, runs: int = 20, warmup: int = 2,
-                      seed: int = 0) -> dict:
-    """Per-hop and per-clip latency (ms) of a streaming file: a clip is every hop of its sidecar length.
-
-    The per-clip figure is what compares with a whole-clip file: the same audio,
-    processed as it arrives.
-    """
-    from kws_kd.bench.host import summarize_ms, time_invoke
-
-    found = streaming_runner(path, threads)
-    if found is None:
-        raise KwsKdError(f"{path}: not a streaming file (its sidecar has no streaming entry)")
-    runner, samples = found
-    clip = np.random.default_rng(seed).uniform(-0.5, 0.5, samples).astype(np.float32)
-    hop = clip[: runner.layout.hop_samples]
-    per_hop = summarize_ms(time_invoke(lambda: runner.push(hop), max(runs * 10, 100), warmup * 10))
-    per_clip = summarize_ms(time_invoke(lambda: runner.clip_logits(clip), runs, warmup))
-    return {**per_clip, "hop_median_ms": per_hop["median_ms"], "hop_p90_ms": per_hop["p90_ms"],
-            "frames": runner.layout.frames(samples), "threads": threads, "streaming": True,
-            "model": Path(path).name, "size_bytes": Path(path).stat().st_size, "input_samples": samples}
