@@ -96,5 +96,15 @@ def detection_note(stage: StageResult, plot: Path) -> str:
             f"real-time factor (1 thread): {rtf}")
 
 
+def detection_verdict(stage: StageResult) -> str | None:
+    """A plain warning when no student is a usable always-on detector (FRR over half at 1 FA/h)."""
+    frrs = [row["frr_at_1_fa_per_hour"] for row in stage.summary["models"].values()]
+    if any(f is not None and f <= 0.5 for f in frrs):
+        return None
+    return ("detection: no student here is a usable always-on detector (each misses more than half the keywords at "
+            "1 FA/h): they were trained on 8 s clips holding exactly one keyword, never on continuous audio, and a "
+            "streaming file carries its state across minutes where training reset it every clip (docs/streaming_eval.md)")
+
+
 def _row_name(model: str, kd_lambda: float) -> str:
     return f"{model} λ={kd_lambda:g}"

@@ -148,7 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, only: tuple[str
             kw.update(required=True, default=argparse.SUPPRESS)
         elif f.name in defaults:
             kw["default"] = default
-            if default is not None:
+            # argparse.ArgumentDefaultsHelpFormatter appends "(default: ...)" itself for a real default
+            if default is not None and not issubclass(getattr(parser, "formatter_class", object),
+                                                      argparse.ArgumentDefaultsHelpFormatter):
                 kw["help"] = f"{meta['help']} (default: {_show(default)})"
         else:
             kw["default"] = argparse.SUPPRESS  # unset flags keep the dataclass default
