@@ -21,6 +21,9 @@ SAMPLES = 8000  # 0.5 s: 24 frames, enough for every student's convolutions and 
 
 def _pair(name: str, features_input: bool = False, **fast_options):
     cfg = {"spec_augment": False, "dropout": 0.0}  # no random masks: both graphs see the same maths
+    import keras
+
+    keras.utils.set_random_seed(0)  # the same initial weights every run: the bfloat16 bounds are measured on them
     plain = build_student(name, 5, SAMPLES, cfg, fast_graph=False, features_input=features_input)
     fast = build_student(name, 5, SAMPLES, cfg, features_input=features_input, **fast_options)
     fast.set_weights(plain.get_weights())
@@ -68,9 +71,10 @@ def test_fast_graph_matches_plain_graph(name):
 
 
 # bfloat16 rounds every activation by up to 2^-9. Through TC-ResNet's 13 BN'd convolutions
-# the gradient of a 3-clip batch keeps cosine ~0.97 to float32 (0.99 at 8 s, batch 8); with
-# its first conv in bfloat16 too (MFCC offsets cancelled by BN) it fell to 0.86.
-@pytest.mark.parametrize("name,min_cosine", [("tc_resnet", 0.95), ("crnn", 0.99)])
+# the gradient of a 3-clip batch keeps cosine 0.93-0.98 to float32 over six random inits
+# (0.931 for the seeded one used here); with its first conv in bfloat16 too (MFCC offsets
+# cancelled by BN) it fell to 0.86. Unseeded, the 0.95 bound this test had failed now and then.
+@pytest.mark.parametrize("name,min_cosine", [("tc_resnet", 0.9), ("crnn", 0.99)])
 def test_bfloat16_graph_is_close_to_float32(name, min_cosine):
     plain, fast = _pair(name, precision="mixed_bfloat16")
     audio, labels = _batch(1)
