@@ -65,7 +65,8 @@ def _worker(spec: dict, conn) -> None:
 
     torch.set_num_interop_threads(spec["interop"])  # first thing: only possible before parallel work
     torch.set_num_threads(spec["threads"])
-    from export.finetune import autocast, set_attention_dropout
+    from export.finetune_runtime import autocast
+    from export.finetune_setup import set_attention_dropout
     from export.teacher_data import MixSource
     from export.teacher_model import build_teacher
     from kws_kd.data.manifest import ClipRecord, Manifest

@@ -83,7 +83,7 @@ def attention_focus(model: TeacherClassifier, source, seconds: float = 8.0, *, l
 
 
 def main(argv=None) -> int:
-    from export.finetune import FinetuneOptions, make_sources
+    from export.finetune_setup import FinetuneOptions, make_sources
     from export.teacher_model import load_teacher
     from kws_kd.data.load import load_dataset
 

@@ -18,25 +18,27 @@ Why the loop looks the way it does:
   benchmarks/teacher_finetune.py); logits are cast to float32 before the loss,
   validation and test run in float32.
 - `init_from` starts from another kws-kd teacher folder of the same shape
-  (the curriculum in export/ship_teacher.py chains stages this way); a folder
+  (the curriculum in export/curriculum.py chains stages this way); a folder
   of another shape or other labels is refused before anything is written.
 - Off a terminal, progress is a plain line every `log_every_s` seconds (no
   redraws), so a background run's log stays readable.
+
+The pieces live beside it: options, sources and the starting model in
+`export/finetune_setup.py`, the evaluation pass in `export/teacher_eval.py`,
+the run folder and resume state in `export/finetune_state.py`, threads,
+precision, signals and progress lines in `export/finetune_runtime.py`; their
+public names are re-exported here. This file is the schedule and the loop.
 
 torch-only: never imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
-import signal
 import sys
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -44,227 +46,44 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from export.teacher_data import (
-    ClipSource,
-    MixSource,
-    babble_pool,
-    background_noise,
-    fixed_batches,
-    noise_from_dir,
+from export.finetune_runtime import PRECISIONS, ProgressLog, StopFlag, autocast, set_threads
+from export.finetune_setup import (
+    FinetuneOptions,
+    build_model,
+    check_init_from,
+    load_manifest,
+    make_sources,
+    set_attention_dropout,
 )
-from export.teacher_model import (
-    NAMED_CONFIGS,
-    TeacherClassifier,
-    build_teacher,
-    config_shape,
-    load_teacher,
-    named_config,
-    read_teacher_json,
-    save_teacher,
+from export.finetune_state import (
+    BEST_DIR,
+    LAST_DIR,
+    METRICS_CSV,
+    OPTIONS_JSON,
+    STATE_FILE,
+    TEST_JSON,
+    TrainState,
+    fingerprint_diff,
+    resume_fingerprint,
+    save_state,
+    write_history,
 )
-from kws_kd.atomic import atomic_path, atomic_write_text
+from export.teacher_eval import evaluate, loss_fn
+from export.teacher_model import TeacherClassifier, load_teacher, save_teacher
+from kws_kd.atomic import atomic_write_text
 from kws_kd.audio import SAMPLE_RATE
-from kws_kd.data.manifest import Manifest
 from kws_kd.errors import KwsKdError
-from kws_kd.metrics import mean_average_precision
 
-STATE_FILE = "state/state.pt"
-BEST_DIR = "best"
-LAST_DIR = "last"
-METRICS_CSV = "metrics.csv"
-OPTIONS_JSON = "finetune.json"
-TEST_JSON = "test_metrics.json"
-PRECISIONS = ("float32", "bfloat16")
+__all__ = [
+    "BEST_DIR", "LAST_DIR", "METRICS_CSV", "OPTIONS_JSON", "PRECISIONS", "STATE_FILE", "TEST_JSON",
+    "FinetuneOptions", "ProgressLog", "TrainState", "autocast", "build_model", "check_init_from", "evaluate",
+    "finetune", "loss_fn", "lr_lambda", "make_sources", "set_attention_dropout", "set_threads",
+]
 
-
-@dataclass
-class FinetuneOptions:
-    data: str
-    out: str
-    config: str | None = None  # a named config ("small-cpu", ...), random init
-    checkpoint: str | None = None  # a local HF wav2vec 2.0 folder or a kws-kd teacher folder
-    pooling: str = "first"
-    batch_size: int = 16
-    lr: float | None = None  # None: 5e-4 single-label, 2e-5 multi-label
-    weight_decay: float = 0.01
-    warmup_steps: int = 1000
-    max_steps: int = 20000
-    max_minutes: float | None = None
-    clip_seconds: tuple[float, ...] | None = None  # None: the dataset's clip length
-    clip_weights: tuple[float, ...] | None = None  # sampling weights of clip_seconds (per step)
-    val_seconds: float | None = None  # None: 8 s with fresh mixing, else the dataset's clips
-    fresh_mix: bool = False
-    noise: str | None = None  # noise folder for fresh mixing (default: dataset's, else babble)
-    eval_every: int = 500
-    eval_clips: int | None = 300
-    save_every: int = 100
-    specaugment_p: float = 0.75
-    grad_clip: float = 1.0
-    seed: int = 0
-    threads: int | None = None
-    interop_threads: int | None = None  # torch inter-op threads (set once per process)
-    precision: str = "float32"  # "bfloat16": forward under CPU/GPU autocast; loss, eval, test in float32
-    init_from: str | None = None  # a kws-kd teacher folder of the --config's shape: start from its weights
-    attention_dropout: float | None = None  # override the config's attention dropout (None: keep it)
-    progress: bool = True
-    log_every_s: float = 60.0  # off a terminal: one progress line every this many seconds (0 = none)
-    test: bool = True  # evaluate the best checkpoint on the test split at the end
-
-    def learning_rate(self, multi_label: bool) -> float:
-        return self.lr if self.lr is not None else (2e-5 if multi_label else 5e-4)
+_build_model = build_model  # the name the tests (and older callers) import
 
 
-@dataclass
-class TrainState:
-    step: int = 0
-    best_metric: float = -math.inf
-    best_step: int = -1
-    history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0  # wall time spent in the loop, summed over all launches of this run
-
-
-# -- data ---------------------------------------------------------------------------
-
-def _load_manifest(path: str) -> Manifest:
-    from kws_kd.data.load import load_dataset
-
-    manifest = load_dataset(path)
-    for split in ("train", "validation"):
-        if not manifest.split(split):
-            raise KwsKdError(f"{path}: the dataset has no {split} clips")
-    return manifest
-
-
-def _noise_for(manifest: Manifest, split: str, opts: FinetuneOptions, min_samples: int) -> list[np.ndarray]:
-    noise_dir = opts.noise or manifest.info.get("noise_dir")
-    if noise_dir:
-        if not Path(noise_dir).is_dir():
-            raise KwsKdError(f"{noise_dir}: noise folder does not exist")
-        return noise_from_dir(noise_dir, min_samples)
-    return babble_pool(manifest, split, seconds=max(30.0, 2 * min_samples / SAMPLE_RATE),
-                       seed=opts.seed, progress=opts.progress)
-
-
-def make_sources(manifest: Manifest, opts: FinetuneOptions, splits=("train", "validation")) -> dict:
-    """Per split, a MixSource (fresh mixing) or a ClipSource (the clips as they are)."""
-    longest = max(opts.clip_seconds or (1.0,))
-    longest = max(longest, opts.val_seconds or 0.0)
-    min_samples = int(round(longest * SAMPLE_RATE))
-    out = {}
-    background = background_noise(manifest) if opts.fresh_mix else []
-    for split in splits:
-        records = manifest.split(split)
-        if opts.fresh_mix:
-            out[split] = MixSource(records, manifest, _noise_for(manifest, split, opts, min_samples),
-                                   background=background, progress=opts.progress)
-        else:
-            out[split] = ClipSource(records, manifest, progress=opts.progress)
-    return out
-
-
-# -- metrics ------------------------------------------------------------------------
-
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    if multi_label:
-        return torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float())
-    return torch.nn.functional.cross_entropy(logits, labels)
-
-
-@torch.no_grad()
-def evaluate(model: TeacherClassifier, source, seconds: float, *, batch_size: int = 16,
-             limit: int | None = None, seed: int = 0, device="cpu", progress: bool = False,
-             predictions: bool = False) -> dict:
-    """Accuracy (or mAP) and loss on a deterministic pass over a split at `seconds`, in float32.
-
-    `predictions=True` adds the per-clip argmax (single-label) in pass order."""
-    was_training = model.training
-    model.eval()
-    n = int(round(seconds * SAMPLE_RATE))
-    logits, labels = [], []
-    total = len(source) if not limit else min(limit, len(source))
-    bar = tqdm(total=total, desc=f"eval {seconds:g}s", disable=None if progress else True, leave=False, unit="clip")
-    for batch in fixed_batches(source, n, batch_size, limit, seed):
-        out = model(torch.from_numpy(batch.audio).to(device))
-        logits.append(out.logits.float().cpu())
-        labels.append(torch.from_numpy(batch.labels))
-        bar.update(len(batch.audio))
-    bar.close()
-    model.train(was_training)
-    lg, lb = torch.cat(logits), torch.cat(labels)
-    loss = float(loss_fn(lg, lb, model.multi_label))
-    if model.multi_label:
-        metric = mean_average_precision(torch.sigmoid(lg).numpy(), lb.numpy())
-        return {"metric": metric, "mAP": metric, "loss": loss, "clips": len(lb)}
-    acc = float((lg.argmax(1) == lb).float().mean())
-    out = {"metric": acc, "accuracy": acc, "loss": loss, "clips": len(lb)}
-    if predictions:
-        out["predictions"] = lg.argmax(1).tolist()
-    return out
-
-
-# -- model / schedule ---------------------------------------------------------------
-
-def check_init_from(opts: FinetuneOptions, labels: list[str], multi_label: bool) -> None:
-    """Refuse an --init-from folder that is not a kws-kd teacher of the --config's shape and the data's labels.
-
-    One line naming the folder and what differs; called before anything is written.
-    """
-    src = opts.init_from
-    if not src:
-        return
-    if opts.checkpoint:
-        raise KwsKdError("--init-from goes with --config (the shape it must match), not with --checkpoint")
-    folder = Path(src)
-    meta = read_teacher_json(folder) if folder.is_dir() else None
-    if meta is None or not (folder / "config.json").is_file():
-        raise KwsKdError(f"{src}: not a kws-kd teacher folder (no teacher.json/config.json); --init-from needs one")
-    try:
-        theirs = config_shape(json.loads((folder / "config.json").read_text()))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise KwsKdError(f"{src}: cannot read config.json ({exc})") from None
-    name = opts.config or "small-cpu"
-    if name not in NAMED_CONFIGS:
-        raise KwsKdError(f"--init-from needs a named --config ({', '.join(NAMED_CONFIGS)}), got {name!r}")
-    ours = config_shape(named_config(name))
-    diffs = [f"{k} {theirs[k]} vs {ours[k]}" for k in ours if theirs[k] != ours[k]]
-    if list(meta.get("labels", [])) != list(labels):
-        diffs.append(f"labels {meta.get('labels')} vs the data's {labels}")
-    if meta.get("pooling", "first") != opts.pooling:
-        diffs.append(f"pooling {meta.get('pooling')} vs {opts.pooling}")
-    if bool(meta.get("multi_label", False)) != bool(multi_label):
-        diffs.append(f"multi_label {meta.get('multi_label')} vs {multi_label}")
-    if diffs:
-        raise KwsKdError(f"{src}: not the shape of --config {name} (folder vs config): " + "; ".join(diffs))
-
-
-def _build_model(opts: FinetuneOptions, manifest: Manifest, load_init: bool = True) -> TeacherClassifier:
-    """The model to train. With --init-from and `load_init`, an exact copy of that teacher's weights
-    (on resume the saved state replaces them anyway, so the folder is not read)."""
-    labels = list(manifest.label_names)
-    if opts.checkpoint and opts.config:
-        raise KwsKdError("give either --config or --checkpoint, not both")
-    if opts.init_from:
-        model = build_teacher(opts.config or "small-cpu", labels, pooling=opts.pooling, multi_label=manifest.multi_label)
-        if load_init:
-            model.load_state_dict(load_teacher(opts.init_from).state_dict())  # same shape (checked): exact copy
-        return model
-    if opts.checkpoint:
-        meta = read_teacher_json(opts.checkpoint)
-        if meta is not None:
-            if list(meta["labels"]) != labels:
-                raise KwsKdError(
-                    f"{opts.checkpoint}: teacher labels {meta['labels']} differ from the data's labels {labels} "
-                    f"({opts.data}); fine-tune from the plain wav2vec 2.0 checkpoint instead"
-                )
-            if bool(meta.get("multi_label")) != manifest.multi_label:
-                raise KwsKdError(f"{opts.checkpoint}: multi_label={meta.get('multi_label')} but the data is "
-                                 f"{'multi' if manifest.multi_label else 'single'}-label")
-            return load_teacher(opts.checkpoint)
-        return build_teacher(opts.checkpoint, labels, pooling=opts.pooling, multi_label=manifest.multi_label)
-    return build_teacher(opts.config or "small-cpu", labels, pooling=opts.pooling, multi_label=manifest.multi_label)
-
-
-def lr_lambda(warmup: int, total: int):
+def lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     """Linear warm-up, then cosine decay to zero at `total` steps."""
 
     def f(step: int) -> float:
@@ -275,134 +94,6 @@ def lr_lambda(warmup: int, total: int):
 
     return f
 
-
-def _fingerprint(opts: FinetuneOptions) -> dict:
-    """Options that must not change across a resume."""
-    keys = ("config", "checkpoint", "pooling", "batch_size", "lr", "weight_decay", "warmup_steps", "seed",
-            "init_from", "attention_dropout")
-    return {k: getattr(opts, k) for k in keys}
-
-
-_FINGERPRINT_ADDED = {"init_from": None, "attention_dropout": None}  # keys newer than some saved runs
-
-
-def _fingerprint_diff(saved: dict, now: dict) -> dict:
-    return {k: (saved.get(k, _FINGERPRINT_ADDED.get(k)), v) for k, v in now.items()
-            if saved.get(k, _FINGERPRINT_ADDED.get(k)) != v}
-
-
-def set_threads(threads: int | None, interop: int | None) -> None:
-    """torch intra-op and inter-op threads. Inter-op can be set once per process, before any parallel work:
-    a later, different request is reported (one line) and ignored."""
-    if threads:
-        torch.set_num_threads(int(threads))
-    if interop and torch.get_num_interop_threads() != int(interop):
-        try:
-            torch.set_num_interop_threads(int(interop))
-        except RuntimeError:
-            print(f"note: torch inter-op threads stay {torch.get_num_interop_threads()} "
-                  f"(they can be set only once per process, before parallel work)", file=sys.stderr)
-
-
-def autocast(precision: str, device) -> object:
-    """The forward pass's precision context: bfloat16 autocast, or nothing for float32."""
-    if precision not in PRECISIONS:
-        raise KwsKdError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
-    if precision == "float32":
-        return nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-
-
-def set_attention_dropout(model: TeacherClassifier, p: float) -> None:
-    """Change the attention-probability dropout of every layer (the config is updated too)."""
-    model.wav2vec2.config.attention_dropout = float(p)
-    for layer in model.wav2vec2.encoder.layers:
-        layer.attention.dropout = float(p)
-
-
-class ProgressLog:
-    """Off a terminal: one plain progress line every `every_s` seconds instead of a redrawn bar."""
-
-    def __init__(self, every_s: float, total: int, start_step: int, enabled: bool):
-        self.every_s, self.total, self.start_step = every_s, total, start_step
-        self.enabled = enabled and every_s > 0
-        self.t0 = self.last = time.monotonic()
-
-    def maybe(self, step: int, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self.last < self.every_s):
-            return
-        self.last = now
-        done = step - self.start_step
-        per = (now - self.t0) / done if done > 0 else float("nan")
-        eta = per * (self.total - step) if done > 0 else float("nan")
-        print(f"finetune step {step}/{self.total} ({100.0 * step / max(1, self.total):.0f}%) {text} | "
-              f"{per:.2f} s/step | elapsed {_hms(now - self.t0)}, eta {_hms(eta)}", file=sys.stderr, flush=True)
-
-
-def _hms(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-
-def _save_state(path: Path, model, optimizer, scheduler, state: TrainState, opts: FinetuneOptions,
-                labels: list[str]) -> None:
-    payload = {
-        "step": state.step,
-        "best_metric": state.best_metric,
-        "best_step": state.best_step,
-        "history": state.history,
-        "train_seconds": state.train_seconds,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "torch_rng": torch.get_rng_state(),
-        "labels": labels,
-        "fingerprint": _fingerprint(opts),
-    }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def _write_history(out: Path, history: list[dict]) -> None:
-    if not history:
-        return
-    cols = list(dict.fromkeys(k for row in history for k in row))
-    sio = io.StringIO()
-    w = csv.DictWriter(sio, fieldnames=cols, lineterminator="\n")
-    w.writeheader()
-    w.writerows(history)
-    atomic_write_text(out / METRICS_CSV, sio.getvalue())
-
-
-class _StopFlag:
-    """SIGTERM/SIGINT ask the loop to stop after the current step (state gets saved)."""
-
-    def __init__(self):
-        self.stop = False
-        self._old = {}
-
-    def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.stop:  # second signal: give up at once
-            raise KeyboardInterrupt
-        self.stop = True
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-# -- the loop -----------------------------------------------------------------------
 
 def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = None) -> dict:
     """Train; returns a summary (best step and metric, steps run, test metrics).
@@ -419,7 +110,7 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
     if opts.init_from:
         opts.init_from = str(Path(opts.init_from).expanduser().resolve())
     out = Path(opts.out)
-    manifest = _load_manifest(opts.data)
+    manifest = load_manifest(opts.data)
     labels = list(manifest.label_names)
     if opts.clip_seconds is None:
         opts.clip_seconds = (float(manifest.clip_seconds or 1.0),)
@@ -437,14 +128,14 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
         if list(saved["labels"]) != labels:
             raise KwsKdError(f"{state_path}: the run was trained on labels {saved['labels']}, "
                              f"but {opts.data} has {labels}; use another --out")
-        diff = _fingerprint_diff(saved["fingerprint"], _fingerprint(opts))
+        diff = fingerprint_diff(saved["fingerprint"], resume_fingerprint(opts))
         if diff:
             raise KwsKdError(f"{state_path}: resuming with different options {diff} (saved, now); use another --out")
     else:
         check_init_from(opts, labels, manifest.multi_label)  # before anything is written
 
     torch.manual_seed(opts.seed)  # the head and a from-scratch backbone are initialised from the seed
-    model = _build_model(opts, manifest, load_init=not resume)
+    model = build_model(opts, manifest, load_init=not resume)
     # DDP must tolerate parameters without gradient when LayerDrop skips layers (pretrained XLSR configs).
     ddp = DistributedDataParallelKwargs(find_unused_parameters=model.wav2vec2.config.layerdrop > 0)
     accelerator = Accelerator(kwargs_handlers=[ddp])
@@ -514,10 +205,10 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
                                                            "val_seconds": val_seconds, **extra_meta})
         row["best_metric"] = state.best_metric
         state.history.append(row)
-        _write_history(out, state.history)
+        write_history(out, state.history)
         # the state follows every validation, so best/ and the resume state never disagree after a kill
         state.train_seconds = train_seconds_at_start + time.monotonic() - start_time
-        _save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
+        save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
         saved_at[0] = state.step
         bar.write(f"step {state.step}: val {'mAP' if raw_model.multi_label else 'acc'} {res['metric']:.4f} "
                   f"(loss {res['loss']:.3f}), best {state.best_metric:.4f} at step {state.best_step}")
@@ -525,7 +216,7 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
     model.train()
     last_eval_step = state.step if resume else -1
     saved_at = [state.step if resume else -1]  # the step the resume state was last written at
-    with _StopFlag() as flag:
+    with StopFlag() as flag:
         while state.step < opts.max_steps:
             if flag.stop:
                 stop_reason = "signal"
@@ -571,7 +262,7 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
                 do_eval()
                 last_eval_step = state.step
             if main and state.step % opts.save_every == 0 and saved_at[0] != state.step:
-                _save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
+                save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
                 saved_at[0] = state.step
             accelerator.wait_for_everyone()
             if should_stop is not None and should_stop(state.step):
@@ -580,7 +271,7 @@ def finetune(opts: FinetuneOptions, should_stop: Callable[[int], bool] | None = 
         do_eval()
     state.train_seconds = train_seconds_at_start + time.monotonic() - start_time
     if main:
-        _save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
+        save_state(state_path, raw_model, optimizer, scheduler, state, opts, labels)
         save_teacher(raw_model, out / LAST_DIR, extra={"step": state.step, **extra_meta})
     bar.close()
     summary = {"steps": state.step, "stop_reason": stop_reason, "best_step": state.best_step,

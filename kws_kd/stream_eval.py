@@ -37,7 +37,7 @@ from typing import Sequence
 import numpy as np
 
 from kws_kd import app_logic as al
-from kws_kd.data.stream import Stream, read_stream
+from kws_kd.data.stream_folder import Stream, read_stream
 from kws_kd.errors import KwsKdError
 from kws_kd.stream_metrics import (
     DEFAULT_SUPPRESSION_MS,

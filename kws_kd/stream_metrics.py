@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from kws_kd import app_logic as al
-from kws_kd.data.stream import StreamEvent
+from kws_kd.data.stream_folder import StreamEvent
 
 DEFAULT_SUPPRESSION_MS = 500  # RecognizeCommands' suppression_ms
 DEFAULT_TOLERANCE_MS = 1500  # test_streaming_accuracy.py's time_tolerance_ms

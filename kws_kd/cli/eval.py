@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    from kws_kd.data.stream import read_stream
+    from kws_kd.data.stream_folder import read_stream
     from kws_kd.stream_eval import evaluate_stream, format_stream_report
     from kws_kd.stream_scorers import keras_scorer, tflite_scorer
 

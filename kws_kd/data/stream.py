@@ -22,85 +22,59 @@ start_s, end_s, label, clip_id: one row per inserted clip) and `stream.json`
 reader, used by `kws_kd.stream_eval`; it also accepts a hand-made folder of
 WAVs + labels.csv without stream.json.
 
+This file builds; the folder format and its reader are
+`kws_kd.data.stream_folder`, the noise bed `kws_kd.data.stream_noise` (both
+re-exported here, so their names import from this module too).
+
 numpy-only.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from kws_kd.atomic import atomic_dir
-from kws_kd.audio import SAMPLE_RATE, audio_info, read_audio, to_int16
-from kws_kd.data.babble import UNKNOWN, babble_sources, make_babble, trim_silence
+from kws_kd.audio import SAMPLE_RATE, read_audio, to_int16
+from kws_kd.data.babble import UNKNOWN
 from kws_kd.data.manifest import ClipRecord, Manifest
 from kws_kd.data.noisy import KEYWORD_WEIGHT, NOISE_WEIGHT
+from kws_kd.data.stream_folder import (
+    LABEL_COLUMNS,
+    LABELS_CSV,
+    STREAM_FORMAT,
+    STREAM_JSON,
+    STREAM_VERSION,
+    Stream,
+    StreamEvent,
+    StreamFile,
+    format_labels,
+    read_stream,
+)
+from kws_kd.data.stream_noise import (
+    BABBLE_SHARE,
+    FADE_SECONDS,
+    MAX_BABBLE_UTTERANCES,
+    PIECE_SECONDS,
+    NoiseBed,
+    chain_pieces,
+    noise_bed,
+)
 from kws_kd.errors import KwsKdError
 
-STREAM_FORMAT = "kws-kd-stream"
-STREAM_VERSION = 1
-STREAM_JSON = "stream.json"
-LABELS_CSV = "labels.csv"
-LABEL_COLUMNS = ("file", "start_s", "end_s", "label", "clip_id")
+__all__ = [
+    "BABBLE_SHARE", "DEFAULT_GAP_SECONDS", "FADE_SECONDS", "LABEL_COLUMNS", "LABELS_CSV", "MAX_BABBLE_UTTERANCES",
+    "PIECE_SECONDS", "STREAM_FORMAT", "STREAM_JSON", "STREAM_VERSION", "NoiseBed", "Stream", "StreamEvent",
+    "StreamFile", "build_stream", "chain_pieces", "clip_audio", "format_labels", "noise_bed",
+    "read_stream", "stream_pool",
+]
+
 DEFAULT_GAP_SECONDS = (3.0, 6.0)  # >= 2 x the 1.5 s matching tolerance: a detection can belong to one clip only
-BABBLE_SHARE = 0.5  # noise bed = 0.5 babble + 0.5 background recordings
-MAX_BABBLE_UTTERANCES = 1000  # enough talkers for babble; bounds memory on the full dataset
-PIECE_SECONDS = (5.0, 20.0)  # background recordings are chained in pieces of this length
-FADE_SECONDS = 0.02
-
-
-@dataclass(frozen=True)
-class StreamEvent:
-    """One labelled clip: `label` spoken from `start_s` to `end_s` (seconds from the file start)."""
-
-    file: str
-    start_s: float
-    end_s: float
-    label: str
-    clip_id: str = ""
-
-
-@dataclass(frozen=True)
-class StreamFile:
-    path: Path
-    samples: int
-    sample_rate: int
-
-    @property
-    def seconds(self) -> float:
-        return self.samples / self.sample_rate
-
-
-@dataclass
-class Stream:
-    """A stream folder opened for reading: files, events, and stream.json (empty when absent)."""
-
-    root: Path
-    files: list[StreamFile]
-    events: list[StreamEvent]
-    info: dict
-
-    @property
-    def seconds(self) -> float:
-        return sum(f.seconds for f in self.files)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.files[0].sample_rate
-
-    def events_of(self, name: str) -> list[StreamEvent]:
-        return [e for e in self.events if e.file == name]
-
-
-# ---------------------------------------------------------------- building
 
 
 def stream_pool(manifest: Manifest, split: str) -> list[ClipRecord]:
@@ -150,92 +124,6 @@ class _Pool:
 
     def take(self) -> None:
         self.order.pop(0)
-
-
-def _fade(piece: np.ndarray) -> np.ndarray:
-    n = min(len(piece) // 2, int(FADE_SECONDS * SAMPLE_RATE))
-    if n:
-        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
-        piece = piece.copy()
-        piece[:n] *= ramp
-        piece[-n:] *= ramp[::-1]
-    return piece
-
-
-def chain_pieces(recordings: list[np.ndarray], num_samples: int, rng: np.random.Generator) -> np.ndarray:
-    """`num_samples` of random pieces (5-20 s) of the recordings, end to end, each faded in and out (no clicks)."""
-    out = np.zeros(num_samples, dtype=np.float32)
-    pos = 0
-    while pos < num_samples:
-        rec = recordings[int(rng.integers(len(recordings)))]
-        want = int(rng.uniform(*PIECE_SECONDS) * SAMPLE_RATE)
-        length = min(want, len(rec), num_samples - pos)
-        start = int(rng.integers(0, len(rec) - length + 1))
-        out[pos : pos + length] = _fade(rec[start : start + length])
-        pos += length
-    return out
-
-
-@dataclass
-class NoiseBed:
-    """Where the noise under the clips comes from; `make(n, rng)` gives n samples of it."""
-
-    babble_utterances: list[np.ndarray]
-    babble_speakers: list[str]
-    noise_recordings: list[np.ndarray]  # --noise files (replace babble when given)
-    background: list[np.ndarray]  # the dataset's _background_noise_ recordings
-    info: dict
-
-    def make(self, num_samples: int, rng: np.random.Generator) -> np.ndarray:
-        if self.noise_recordings:
-            babble = chain_pieces(self.noise_recordings, num_samples, rng)
-        else:
-            babble = make_babble(self.babble_utterances, num_samples, rng, speakers=self.babble_speakers)
-        if not self.background:
-            return babble
-        return BABBLE_SHARE * babble + (1.0 - BABBLE_SHARE) * chain_pieces(self.background, num_samples, rng)
-
-
-def _babble_split(split: str) -> str:
-    return "train" if split != "train" else "validation"
-
-
-def noise_bed(manifest: Manifest, split: str, noise_dir: str | Path | None, rng: np.random.Generator) -> NoiseBed:
-    """Babble (or `noise_dir`) plus the dataset's background recordings; see the module docstring."""
-    from kws_kd.data.speech_commands import background_noise_files
-
-    roots = [manifest.root, manifest.info.get("source_root")]  # a noisy build keeps its SC folder here
-    background_files = next((files for r in roots if r for files in [background_noise_files(r)] if files), [])
-    background = [a for a in (read_audio(p) for p in background_files) if len(a)]
-    info: dict = {"background": [p.name for p in background_files]}
-    if noise_dir is not None:
-        noise_dir = Path(noise_dir)
-        if not noise_dir.is_dir():
-            raise KwsKdError(f"{noise_dir}: noise folder does not exist")
-        paths = sorted(p for p in noise_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac", ".ogg"))
-        if not paths:
-            raise KwsKdError(f"{noise_dir}: noise folder has no audio files (.wav/.flac/.ogg)")
-        info["babble"] = {"from": str(noise_dir.resolve()), "files": [p.name for p in paths]}
-        return NoiseBed([], [], [read_audio(p) for p in paths], background, info)
-    other = _babble_split(split)
-    sources = babble_sources(manifest, words="unknown", split=other)
-    if len(sources) < 2:
-        raise KwsKdError(
-            f"{manifest.root}: the {other} split has {len(sources)} {UNKNOWN} clip(s); babble needs at least 2 "
-            f"(pass --noise DIR, e.g. from `kws-kd data babble`)"
-        )
-    if len(sources) > MAX_BABBLE_UTTERANCES:
-        keep = np.sort(rng.choice(len(sources), MAX_BABBLE_UTTERANCES, replace=False))
-        sources = [sources[i] for i in keep]
-    utts, speakers = [], []
-    for path, speaker in sources:
-        u = trim_silence(read_audio(path))
-        if len(u):
-            utts.append(u)
-            speakers.append(speaker)
-    info["babble"] = {"from": "generated", "split": other, "words": UNKNOWN, "utterances": len(utts),
-                      "talkers": len(set(speakers))}
-    return NoiseBed(utts, speakers, [], background, info)
 
 
 def _file_lengths(total_seconds: float, file_seconds: float) -> list[int]:
@@ -324,90 +212,3 @@ def build_stream(
         }
         (tmp / STREAM_JSON).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return read_stream(out_dir)
-
-
-def format_labels(events: list[StreamEvent]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(LABEL_COLUMNS)
-    for e in events:
-        w.writerow([e.file, f"{e.start_s:.6f}", f"{e.end_s:.6f}", e.label, e.clip_id])
-    return buf.getvalue()
-
-
-# ---------------------------------------------------------------- reading
-
-
-def read_stream(folder: str | Path, sample_rate: int = SAMPLE_RATE) -> Stream:
-    """Open and validate a stream folder; every problem is a one-line KwsKdError naming the file.
-
-    Checks: labels.csv exists with the columns file,start_s,end_s,label; every
-    WAV is mono at `sample_rate`; each row names a file of the stream and lies
-    inside its audio.
-    """
-    root = Path(folder)
-    if not root.is_dir():
-        raise KwsKdError(f"{root}: no such stream folder")
-    labels_path = root / LABELS_CSV
-    if not labels_path.is_file():
-        raise KwsKdError(f"{labels_path}: missing; a stream folder needs {LABELS_CSV} (build one with kws-kd data stream)")
-    info: dict = {}
-    if (root / STREAM_JSON).is_file():
-        from kws_kd.jsonio import read_json_object
-
-        info = read_json_object(root / STREAM_JSON, "")
-        if info.get("format") != STREAM_FORMAT:
-            raise KwsKdError(f"{root / STREAM_JSON}: not a kws-kd stream description (format is not {STREAM_FORMAT!r})")
-        names = [str(f.get("name", "")) for f in info.get("files", []) if isinstance(f, dict)]
-        if int(info.get("sample_rate", sample_rate)) != sample_rate:
-            raise KwsKdError(f"{root / STREAM_JSON}: sample rate {info.get('sample_rate')} Hz; expected {sample_rate} Hz")
-    else:
-        names = sorted(p.name for p in root.glob("*.wav"))
-    if not names:
-        raise KwsKdError(f"{root}: no stream WAV files")
-    files = []
-    for name in names:
-        path = root / name
-        rate, channels, frames = audio_info(path)
-        if rate != sample_rate:
-            raise KwsKdError(f"{path}: sample rate is {rate} Hz; the stream must be {sample_rate} Hz")
-        if channels != 1:
-            raise KwsKdError(f"{path}: has {channels} channels; a stream must be mono")
-        files.append(StreamFile(path, frames, rate))
-    return Stream(root, files, _read_labels(labels_path, {f.path.name: f for f in files}), info)
-
-
-def _read_labels(path: Path, files: dict[str, StreamFile]) -> list[StreamEvent]:
-    try:
-        rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"))))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise KwsKdError(f"{path}: cannot read ({exc})") from None
-    if not rows:
-        raise KwsKdError(f"{path}: empty; expected a header {','.join(LABEL_COLUMNS[:4])}")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in LABEL_COLUMNS[:4] if c not in header]
-    if missing:
-        raise KwsKdError(f"{path}: missing column(s) {missing}; expected {','.join(LABEL_COLUMNS[:4])}[,clip_id]")
-    col = {c: header.index(c) for c in header}
-    events = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) < len(header):
-            raise KwsKdError(f"{path}: line {line} has {len(row)} fields; expected {len(header)}")
-        name, label = row[col["file"]].strip(), row[col["label"]].strip()
-        try:
-            start, end = float(row[col["start_s"]]), float(row[col["end_s"]])
-        except ValueError:
-            raise KwsKdError(f"{path}: line {line}: start_s/end_s are not numbers") from None
-        if name not in files:
-            raise KwsKdError(f"{path}: line {line} names {name!r}, which is not a file of the stream")
-        if not label:
-            raise KwsKdError(f"{path}: line {line} has an empty label")
-        seconds = files[name].seconds
-        if not (math.isfinite(start) and math.isfinite(end) and 0.0 <= start < end <= seconds + 0.5 / files[name].sample_rate):
-            raise KwsKdError(f"{path}: line {line}: {label} at {start:g}-{end:g} s lies outside {name} "
-                             f"(0-{seconds:.3f} s) or ends before it starts")
-        clip_id = row[col["clip_id"]].strip() if "clip_id" in col else ""
-        events.append(StreamEvent(name, start, end, label, clip_id))
-    return events

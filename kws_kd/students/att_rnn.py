@@ -23,7 +23,8 @@ from kws_kd.errors import KwsKdError
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import DotAttentionPooling
 from kws_kd.students.base import BuildOptions, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import GRUCell, bidirectional, fused_options
+from kws_kd.students.cells import GRUCell
+from kws_kd.students.recurrent import bidirectional, fused_options
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from keras import ops
 from kws_kd.features import FrontEndConfig
 from kws_kd.students.attention import AttentionBranch
 from kws_kd.students.base import BuildOptions, StreamStep, StudentSpec, features, frames_for, front_end_layers
-from kws_kd.students.recurrent import GRUCell, recurrence
+from kws_kd.students.cells import GRUCell
+from kws_kd.students.recurrent import recurrence
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import numpy as np
 
 from kws_kd.features import MfccFrontEnd
 from kws_kd.students.attention import AttentionBranch, DotAttentionPooling
-from kws_kd.students.recurrent import GRUCell, PeepholeLSTMCell
+from kws_kd.students.cells import GRUCell, PeepholeLSTMCell
 
 
 def _shape(tensor):
