@@ -30,10 +30,10 @@ from typing import Iterable, get_args
 import numpy as np
 
 from kws_kd.errors import KwsKdError
-from kws_kd.train_options import FirstFrame, Interpolation, KlDirection
+from kws_kd.rollout import INTERPOLATIONS, interpolate_attention  # noqa: F401 (the one copy; re-exported)
+from kws_kd.train_options import FirstFrame, KlDirection
 
 KL_DIRECTIONS = get_args(KlDirection)
-INTERPOLATIONS = get_args(Interpolation)
 #: What to do with the teacher's frame 0 before interpolation (see `fix_first_frame`).
 FIRST_FRAME_MODES = get_args(FirstFrame)
 #: Probabilities are clipped to this before a log so one zero does not make the loss inf.
@@ -41,43 +41,6 @@ EPS = 1e-8
 
 
 # ---------------------------------------------------------------- numpy half
-
-
-def interpolate_attention(vector: np.ndarray, length: int, method: str = "linear") -> np.ndarray:
-    """Resample a teacher attention vector to `length` steps and renormalise it to sum to 1.
-
-    `linear` (the paper's "simple linear interpolation"): frames are treated as
-    bins of equal duration; each output step takes the linearly interpolated
-    value at its bin centre (the same sampling as PyTorch's
-    `interpolate(mode="linear", align_corners=False)`), then the vector is
-    renormalised. `area`: the cumulative mass is interpolated linearly at the
-    output bin edges, so every input frame's mass lands in the output bins it
-    overlaps -- nothing is lost even when n' is much smaller than n.
-    """
-    v = np.asarray(vector, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0:
-        raise KwsKdError(f"teacher attention must be a non-empty 1-D vector, got shape {v.shape}")
-    if length < 1:
-        raise KwsKdError(f"target attention length must be >= 1, got {length}")
-    if method not in INTERPOLATIONS:
-        raise KwsKdError(f"unknown interpolation {method!r}; expected one of {', '.join(INTERPOLATIONS)}")
-    n = v.size
-    if method == "linear":
-        # centre of output bin j, in input-frame coordinates
-        pos = (np.arange(length) + 0.5) * (n / length) - 0.5
-        out = np.interp(np.clip(pos, 0, n - 1), np.arange(n), v)
-    else:
-        cdf = np.concatenate([[0.0], np.cumsum(v)])
-        edges = np.linspace(0.0, n, length + 1)
-        out = np.diff(np.interp(edges, np.arange(n + 1), cdf))
-    out = np.clip(out, 0.0, None)
-    total = out.sum()
-    if not total > 0:
-        # A sparse vector sampled between its non-zero frames: fall back to the mass-preserving form.
-        if method == "linear":
-            return interpolate_attention(v, length, "area")
-        raise KwsKdError("teacher attention has no positive mass")
-    return (out / total).astype(np.float32)
 
 
 def fix_first_frame(vector: np.ndarray, mode: str = "neighbour") -> np.ndarray:

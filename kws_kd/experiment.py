@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kws_kd.data.shared import find_shared_data
 from kws_kd.errors import KwsKdError
 from kws_kd.graph_options import Precision
 from kws_kd.options import like, option
 from kws_kd.stages import StageResult, StageRunner
 from kws_kd.train_options import FirstFrame, TrainOptions
 
-SC_SUBSET = "speech_commands_v0.02_test_subset"
 REFERENCE_TEACHER = Path(__file__).resolve().parents[1] / "export" / "reference_teacher"
 DATA_SOURCES = ("auto", "shared", "synth")
 
@@ -123,23 +123,6 @@ class DataRef:
 
 
 # --------------------------------------------------------------------- data
-
-
-def find_shared_data(explicit: str | None = None) -> Path | None:
-    """The shared real Speech Commands subset: --shared-data, $KWS_KD_SHARED_DATA, or ../shared/data."""
-    candidates = []
-    if explicit:
-        candidates.append(Path(explicit))
-    if os.environ.get("KWS_KD_SHARED_DATA"):
-        candidates.append(Path(os.environ["KWS_KD_SHARED_DATA"]))
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "data", Path.cwd().parent / "shared" / "data"]
-    for c in candidates:
-        for path in (c / SC_SUBSET, c):
-            if (path / "_background_noise_").is_dir() and (path / "yes").is_dir():
-                return path.resolve()
-    if explicit:
-        raise KwsKdError(f"{explicit}: no Speech Commands folder (expected {SC_SUBSET}/ or yes/, _background_noise_/)")
-    return None
 
 
 def _limit_per_label(manifest, per_label: int | None, seed: int):

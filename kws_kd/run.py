@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from kws_kd.atomic import atomic_write_text
+from kws_kd.audio import SAMPLE_RATE
 from kws_kd.errors import KwsKdError
 from kws_kd.jsonio import read_json_object
 from kws_kd.options import config_fields, like, option
@@ -39,7 +40,6 @@ from kws_kd.train_options import TrainOptions
 
 RUN_FORMAT = "kws-kd-run"
 RUN_VERSION = 1
-SAMPLE_RATE = 16000
 
 CONFIG_JSON = "config.json"
 LABELS_TXT = "labels.txt"

@@ -8,6 +8,7 @@ import pytest
 from kws_kd.cli.main import main
 from kws_kd.errors import KwsKdError
 from kws_kd.rollout import (
+    INTERPOLATIONS,
     RolloutAccumulator,
     RolloutOptions,
     attention_rollout,
@@ -225,3 +226,14 @@ def test_rollout_cli_bad_input_is_one_line_error(tmp_path, capsys):
     assert rc == 2 and "mask.npy" in capsys.readouterr().err
     rc = main(["teacher", "rollout", "--attentions", str(tmp_path / "missing.npy"), "--out", str(tmp_path / "o.npy")])
     assert rc == 2 and "missing.npy" in capsys.readouterr().err
+
+
+def test_interpolation_choices_have_one_meaning():
+    """The run option's Literal and the resampler's choices are the same set (the resampler is the one copy)."""
+    from typing import get_args
+
+    from kws_kd import distill
+    from kws_kd.train_options import Interpolation
+
+    assert get_args(Interpolation) == INTERPOLATIONS
+    assert distill.interpolate_attention is interpolate_attention
