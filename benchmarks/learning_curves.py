@@ -31,7 +31,7 @@ STYLE = {("scratch", 0.0): ("tab:gray", "--"), ("scratch", "kd"): ("tab:blue", "
 
 def run_curves(args) -> dict:
     from kws_kd.experiment import ExperimentOptions, noisy_data, teacher_folder, teacher_store
-    from kws_kd.student_stages import pretrain_run, student_run
+    from kws_kd.student_stages import pretrain_run, student_finished, student_run
     from kws_kd.stages import StageRunner
 
     runner = StageRunner(Path(args.out) / "stages")
@@ -43,14 +43,20 @@ def run_curves(args) -> dict:
     data = noisy_data(base, runner)
     teacher, teacher_stages = teacher_folder(base, runner, data)
     store, store_stage = teacher_store(base, runner, data, teacher, teacher_stages)
-    curves, pretrain = [], {}
+    curves, pretrain, not_run = [], {}, []
     for model in args.students:
         for init in args.inits:
             opts = base if init == "warm" else ExperimentOptions(**{**base.__dict__, "pretrain_steps": 0})
-            if init == "warm":
+            lambdas = list(args.lambdas)
+            if args.finished_only:
+                done = [lam for lam in lambdas if student_finished(opts, runner, model, lam, data, store, [store_stage],
+                                                                   seed=args.seed, ship=False)]
+                not_run += [{"model": model, "init": init, "kd_lambda": lam} for lam in lambdas if lam not in done]
+                lambdas = done
+            if init == "warm" and lambdas:
                 stage = pretrain_run(opts, runner, model, seed=args.seed)
                 pretrain[model] = {**stage.summary, "seconds": stage.seconds}
-            for lam in args.lambdas:
+            for lam in lambdas:
                 t0 = time.monotonic()
                 stage = student_run(opts, runner, model, lam, data, store, [store_stage], seed=args.seed, ship=False)
                 s = stage.summary
@@ -62,7 +68,7 @@ def run_curves(args) -> dict:
                       f"{s['float_metric']:.3f}  ({stage.seconds / 60:.1f} min{', cached' if stage.cached else ''}; "
                       f"{time.monotonic() - t0:.0f} s now)", flush=True)
     return {"options": {k: v for k, v in vars(args).items() if k not in ("func",)},
-            "data": data.summary, "curves": curves, "pretrain": pretrain}
+            "data": data.summary, "curves": curves, "pretrain": pretrain, "not_run": not_run}
 
 
 def plot(result: dict, path: Path) -> None:
@@ -86,7 +92,8 @@ def plot(result: dict, path: Path) -> None:
         ax.set_xlabel("step (batch %d)" % result["options"]["batch_size"])
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy (%)")
-    axes[0][-1].legend(fontsize=8, loc="lower right")
+    fullest = max(range(len(models)), key=lambda i: sum(c["model"] == models[i] for c in result["curves"]))
+    axes[0][fullest].legend(fontsize=8, loc="lower right")  # the panel with every kind of curve
     o = result["options"]
     fig.suptitle(f"{o['seconds']:g} s Noisy Speech Commands (shared real speakers), seed {o['seed']}; "
                  f"warm = {o['pretrain_steps']} steps on clean 1 s first; dotted: chance", fontsize=9)
@@ -116,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="runs/curves", help="stage cache (resumable)")
     ap.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "learning_curves.png"))
     ap.add_argument("--json", default=str(ROOT / "docs" / "learning_curves.json"))
+    ap.add_argument("--finished-only", action="store_true",
+                    help="report the curves whose runs have finished and list the others as not run (trains nothing)")
     args = ap.parse_args(argv)
 
     from kws_kd.atomic import atomic_write_text

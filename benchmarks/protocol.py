@@ -107,7 +107,9 @@ def mean_std(values: list[float], scale: float = 100.0) -> str:
         return "-"
     v = scale * np.asarray(values, float)
     digits = 2 if scale > 1 else 4
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.{digits}f}"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"  # one seed: no spread to state
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def tables(result: dict, args, lengths, metric_scale: float) -> list[str]:
@@ -198,7 +200,7 @@ def write_report(result: dict, args, lengths, argv: list[str], *, script: str, t
     scale = "the paper's full protocol" if full else (
         f"CPU scale, {opts.steps} steps of batch {opts.batch_size} per run (the paper: 20,000 of batch 100)")
     md = [f"# {title} ({metric})", "", f"Command: `{command.strip()}`", "",
-          f"- Scale: {scale}; seeds {args.seeds}; mean ± std over seeds.",
+          f"- Scale: {scale}; seeds {args.seeds}; " + ("mean ± std over seeds." if len(args.seeds) > 1 else "one run per cell (no spread)."),
           f"- Data: {result.get('source')}; clips per split {result.get('clips')}.",
           f"- Teacher target: rollout layers {opts.rollout_layers}, mode {opts.rollout_mode}, "
           f"frame 0 (c_1's self-share): {opts.teacher_first_frame}.",

@@ -140,6 +140,15 @@ def student_run(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lam
     return runner.run(plan.stage.name, plan.params, build, upstream=plan.upstream)
 
 
+def student_finished(opts: ExperimentOptions, runner: StageRunner, model: str, kd_lambda: float, data: DataRef,
+                     store: Path | None, store_stages: list[StageResult] | None = None, *, seed: int | None = None,
+                     ship: bool = True) -> bool:
+    """Whether `student_run` with these arguments would find its stage finished (nothing trains)."""
+    seed = opts.seed if seed is None else seed
+    plan = _student_plan(opts, runner, model, kd_lambda, data, store, store_stages, seed, ship)
+    return runner.is_finished(plan.stage.name, plan.params, plan.upstream)
+
+
 def train_ahead(opts: ExperimentOptions, runner: StageRunner, jobs: list[dict], *, workers: int = 2,
                 log=print) -> None:
     """Train the unfinished runs behind `student_run(opts, runner, **job)` for every job, `workers` at a time.
