@@ -70,6 +70,20 @@ def clip_rng(seed: int, clip_id: str, epoch: int = -1) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, key, epoch + 1])
 
 
+NOISE_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def noise_files(noise_dir: str | Path) -> list[Path]:
+    """The audio files of a noise folder (recursive, sorted); one-line error when it is missing or has none."""
+    noise_dir = Path(noise_dir)
+    if not noise_dir.is_dir():
+        raise KwsKdError(f"{noise_dir}: noise folder does not exist")
+    paths = sorted(p for p in noise_dir.rglob("*") if p.is_file() and p.suffix.lower() in NOISE_SUFFIXES)
+    if not paths:
+        raise KwsKdError(f"{noise_dir}: noise folder has no audio files (.wav/.flac/.ogg)")
+    return paths
+
+
 @dataclass
 class NoiseBank:
     """The noise clips of a folder, in memory, each at least `min_samples` long."""
@@ -80,11 +94,7 @@ class NoiseBank:
     @classmethod
     def from_dir(cls, noise_dir: str | Path, min_samples: int) -> "NoiseBank":
         noise_dir = Path(noise_dir)
-        if not noise_dir.is_dir():
-            raise KwsKdError(f"{noise_dir}: noise folder does not exist")
-        paths = sorted(p for p in noise_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac", ".ogg"))
-        if not paths:
-            raise KwsKdError(f"{noise_dir}: noise folder has no audio files (.wav/.flac/.ogg)")
+        paths = noise_files(noise_dir)
         clips = []
         for p in paths:
             audio = read_audio(p)

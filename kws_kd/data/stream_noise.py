@@ -21,6 +21,7 @@ import numpy as np
 from kws_kd.audio import SAMPLE_RATE, read_audio
 from kws_kd.data.babble import UNKNOWN, babble_sources, make_babble, trim_silence
 from kws_kd.data.manifest import Manifest
+from kws_kd.data.noisy import noise_files
 from kws_kd.errors import KwsKdError
 
 BABBLE_SHARE = 0.5  # noise bed = 0.5 babble + 0.5 background recordings
@@ -87,11 +88,7 @@ def noise_bed(manifest: Manifest, split: str, noise_dir: str | Path | None, rng:
     info: dict = {"background": [p.name for p in background_files]}
     if noise_dir is not None:
         noise_dir = Path(noise_dir)
-        if not noise_dir.is_dir():
-            raise KwsKdError(f"{noise_dir}: noise folder does not exist")
-        paths = sorted(p for p in noise_dir.rglob("*") if p.is_file() and p.suffix.lower() in (".wav", ".flac", ".ogg"))
-        if not paths:
-            raise KwsKdError(f"{noise_dir}: noise folder has no audio files (.wav/.flac/.ogg)")
+        paths = noise_files(noise_dir)
         info["babble"] = {"from": str(noise_dir.resolve()), "files": [p.name for p in paths]}
         return NoiseBed([], [], [read_audio(p) for p in paths], background, info)
     other = _babble_split(split)
