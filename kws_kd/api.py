@@ -45,20 +45,29 @@ def distillation_dataset(model: str, data: str | os.PathLike, teacher_store: str
 def _export_build(student):
     """The export variant (plain forms, batch 1, unrolled recurrences) of any build, with its weights."""
     from kws_kd.students.base import student_info
-    from kws_kd.students.registry import build_student
 
     info = student_info(student)
     if info.options.features_input:
         raise KwsKdError(f"{student.name}: a features-input build has no front end to export; build it from audio")
+    from kws_kd.students.attention import strip
+
+    return strip(_rebuilt(student, for_export=True))
+
+
+def _rebuilt(student, **build_options):
+    """The same student built with other `build_student` options, carrying its weights (through a weights file,
+    which matches variables by path, so the training and the plain/export forms exchange weights)."""
+    from kws_kd.students.base import student_info
+    from kws_kd.students.registry import build_student
+
+    info = student_info(student)
     rebuilt = build_student(info.spec.name, info.options.num_labels, info.options.clip_samples, info.config,
-                            attention=True, for_export=True)
+                            attention=True, **build_options)
     with tempfile.TemporaryDirectory(prefix="kws-kd-weights-") as tmp:
         path = Path(tmp) / "student.weights.h5"
         _training_model(student).save_weights(str(path))
         rebuilt.load_weights(str(path))
-    from kws_kd.students.attention import strip
-
-    return strip(rebuilt)
+    return rebuilt
 
 
 def _training_model(student):
@@ -100,19 +109,11 @@ def save_student(student, path: str | os.PathLike) -> Path:
     import keras
 
     from kws_kd.students.attention import strip
-    from kws_kd.students.base import student_info
-    from kws_kd.students.registry import build_student
 
     path = Path(path)
     if path.suffix != ".keras":
         raise KwsKdError(f"{path}: a Keras model file must end in .keras")
-    info = student_info(student)
-    plain = build_student(info.spec.name, info.options.num_labels, info.options.clip_samples, info.config,
-                          attention=True, fast_graph=False)
-    with tempfile.TemporaryDirectory(prefix="kws-kd-weights-") as tmp:
-        weights = Path(tmp) / "student.weights.h5"
-        _training_model(student).save_weights(str(weights))
-        plain.load_weights(str(weights))
+    plain = _rebuilt(student, fast_graph=False)
     tmp = path.with_name(f".{path.stem}.tmp.keras")  # Keras wants the .keras suffix: write, then rename
     path.parent.mkdir(parents=True, exist_ok=True)
     keras.saving.save_model(strip(plain), str(tmp))
