@@ -153,6 +153,19 @@ def streaming_sidecar(int8: bool) -> dict:
     }
 
 
+def hop_decision(h) -> dict:
+    """What every golden hop records after its model outputs: posteriors, smoothing, decision, announcement."""
+    return {
+        "posteriors": as_json_floats(h.posteriors),
+        "smoothed": as_json_floats(h.smoothed),
+        "label_index": h.decision.index,
+        "label": h.decision.label,
+        "confidence": h.decision.confidence,
+        "detected": h.decision.detected,
+        "announced": h.announced,
+    }
+
+
 def _values(a: np.ndarray) -> list:
     a = np.asarray(a).reshape(-1)
     return [int(v) for v in a] if a.dtype == np.int8 else as_json_floats(a)
@@ -188,13 +201,7 @@ def run_streaming_case(name: str, sidecar_file: str, sidecar_obj: dict, pcm: np.
                 "end_sample": h.end_sample,
                 "inputs": {n: _values(x) for n, x in zip(in_names[1:], h.frame_inputs[1:])},  # audio: audio_input
                 "outputs": {n: _values(y) for n, y in zip(out_names, h.frame_outputs)},
-                "posteriors": as_json_floats(h.posteriors),
-                "smoothed": as_json_floats(h.smoothed),
-                "label_index": h.decision.index,
-                "label": h.decision.label,
-                "confidence": h.decision.confidence,
-                "detected": h.decision.detected,
-                "announced": h.announced,
+                **hop_decision(h),
             }
             for h in hops
         ],

@@ -56,6 +56,7 @@ from golden_streaming import (  # the sibling module: this script's folder is on
     STUB_W,
     announcer_sequences,
     as_json_floats,
+    hop_decision,
     run_streaming_case,
     streaming_sidecar,
     stub_frame,
@@ -223,13 +224,7 @@ def run_case(name, sidecar_file, model_file, sidecar_obj, interp, pcm, chunks) -
             {
                 "end_sample": h.end_sample,
                 "raw_output": [int(v) for v in h.raw_output] if is_int else as_json_floats(h.raw_output),
-                "posteriors": as_json_floats(h.posteriors),
-                "smoothed": as_json_floats(h.smoothed),
-                "label_index": h.decision.index,
-                "label": h.decision.label,
-                "confidence": h.decision.confidence,
-                "detected": h.decision.detected,
-                "announced": h.announced,
+                **hop_decision(h),
             }
             for h in hops
         ],
