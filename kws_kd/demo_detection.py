@@ -86,11 +86,15 @@ def frr_cell(stage: StageResult | None, model: str, kd_lambda: float) -> float |
 
 
 def detection_note(stage: StageResult, plot: Path) -> str:
+    from kws_kd.stream_metrics import DEFAULT_SUPPRESSION_MS
+    from kws_kd.stream_scorers import DEFAULT_AVERAGE_WINDOW_MS
+
     s = stage.summary
     rtf = ", ".join(f"{name} {row['real_time_factor']:.4f}" for name, row in s["models"].items())
-    return (f"FRR @ 1 FA/h: false rejections of the {s['keywords']} keywords in a {60 * s['audio_hours']:.0f}-min test "
-            f"stream (test speakers in babble + background noise) at the lowest-FRR threshold with at most 1 false "
-            f"alarm per hour; int8 files scored as the Android app does (500 ms smoothing, 500 ms suppression; "
+    return (f"FRR @ {TABLE_FA_PER_HOUR:g} FA/h: false rejections of the {s['keywords']} keywords in a "
+            f"{60 * s['audio_hours']:.0f}-min test stream (test speakers in babble + background noise) at the "
+            f"lowest-FRR threshold with at most {TABLE_FA_PER_HOUR:g} false alarm per hour; int8 files scored as the "
+            f"Android app does ({DEFAULT_AVERAGE_WINDOW_MS} ms smoothing, {DEFAULT_SUPPRESSION_MS} ms suppression; "
             f"whole-clip files on a {DEMO_HOP_MS} ms sliding window, "
             f"streaming files every 20 ms); '-' = no threshold reached it; DET curves: {plot}; "
             f"real-time factor (1 thread): {rtf}")
